@@ -1,0 +1,40 @@
+"""The one error hierarchy of gristmill. Library code raises these; only the CLI turns them into messages.
+
+    GristmillError                 anything gristmill reports to a person; ``exit_code`` is what the CLI returns
+    ├── RecipeError                the recipe file or an override is wrong (unknown key, bad value, bad YAML)
+    ├── InputError                 the input paths match nothing, or an input cannot be used at all
+    ├── TemplateError              a template is missing, its front matter is wrong, or it fails to render
+    ├── StageError                 a stage or generator is unknown, or failed on the data
+    └── OutputError                the run directory cannot be written, or a dataset directory is not one
+
+Every message says what is wrong, where (file, key path, record), the bad value, and how to fix it.
+A malformed *record* is not an error: it becomes a reject envelope and the run goes on.
+"""
+
+from __future__ import annotations
+
+
+class GristmillError(Exception):
+    """Base class; ``exit_code`` is the CLI's exit status for this kind of error."""
+
+    exit_code = 1
+
+
+class RecipeError(GristmillError):
+    exit_code = 2
+
+
+class InputError(GristmillError):
+    exit_code = 3
+
+
+class TemplateError(GristmillError):
+    exit_code = 4
+
+
+class StageError(GristmillError):
+    exit_code = 5
+
+
+class OutputError(GristmillError):
+    exit_code = 6

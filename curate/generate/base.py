@@ -1,0 +1,129 @@
+"""The generator registry and what every generator shares: the context, seeded choices, and example rows.
+
+A generator turns the kept document rows into example rows of one ``kind``. Template generators render
+jinja2 templates (templating.py); each declares the variables it gives templates, so a template asking for
+anything else fails before any work. Every choice is seeded from (recipe seed, kind, row id), never from
+order of arrival, so the same recipe always gives the same examples.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from curate.errors import StageError
+from curate.rows import dumps, example_id, short_hash
+from curate.templating import Renderer, TemplateSpec, templates_for
+
+
+class GeneratorConfig(BaseModel):
+    """Fields every generator accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    templates: list[str] | None = Field(
+        None, description="Template names to use; default: every template of the kind."
+    )
+    sources: list[str] | None = Field(
+        None, description="Glob patterns on the document source path; only matching documents feed this generator."
+    )
+
+
+@dataclass
+class GenerateContext:
+    documents: list[dict[str, Any]]  # kept document rows, in ordinal order
+    templates: dict[str, TemplateSpec]
+    seed: int
+    persona: Any  # recipe.PersonaSection | None
+    renderer: Renderer
+
+    def documents_for(self, config: GeneratorConfig) -> list[dict[str, Any]]:
+        if not config.sources:
+            return self.documents
+        return [d for d in self.documents if any(fnmatch.fnmatch(d["source"], p) for p in config.sources)]
+
+    def rng(self, *parts: str) -> random.Random:
+        return random.Random(short_hash(str(self.seed), *parts))
+
+    def example(
+        self,
+        kind: str,
+        spec: TemplateSpec,
+        variables: dict[str, Any],
+        *,
+        source_ids: list[str],
+        group: str,
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Render ``spec`` into an example row; None when the template rendered an empty turn."""
+        turns = self.renderer.render(spec, variables)
+        if not turns.get("user") or not turns.get("assistant"):
+            return None
+        system = [s for s in ((self.persona.system if self.persona else ""), turns.get("system", "")) if s]
+        messages = ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + [
+            {"role": "user", "content": turns["user"]},
+            {"role": "assistant", "content": turns["assistant"]},
+        ]
+        info = {"variant": variables.get("variant", 0), **(meta or {})}
+        if self.persona:
+            info["persona"] = self.persona.name
+        return {
+            "id": example_id(messages),
+            "messages": messages,
+            "kind": kind,
+            "source_ids": source_ids,
+            "group": group,
+            "template": spec.ref,
+            "generator": "template",
+            "meta": dumps(info),
+        }
+
+
+@dataclass(frozen=True)
+class Generator:
+    kind: str
+    config: type[GeneratorConfig]
+    fn: Callable[[GenerateContext, Any, list[TemplateSpec]], list[dict[str, Any]]]
+    variables: frozenset[str]
+
+    @property
+    def summary(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+    def run(self, ctx: GenerateContext, config: GeneratorConfig) -> list[dict[str, Any]]:
+        specs = templates_for(self.kind, ctx.templates, config.templates, set(self.variables))
+        return self.fn(ctx, config, specs)
+
+
+GENERATORS: dict[str, Generator] = {}
+
+
+def register_generator(kind: str, *, config: type[GeneratorConfig], variables: set[str]):
+    def wrap(fn):
+        GENERATORS[kind] = Generator(kind, config, fn, frozenset(variables))
+        return fn
+
+    return wrap
+
+
+def get_generator(kind: str) -> Generator:
+    if kind not in GENERATORS:
+        close = difflib.get_close_matches(kind, list(GENERATORS), n=2)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise StageError(f"unknown generator kind {kind!r}.{hint} Known kinds: {', '.join(sorted(GENERATORS))}.")
+    return GENERATORS[kind]
+
+
+def section_topic(row: dict[str, Any], separator: str = " > ") -> str:
+    """What a section is about: its last heading, or the document title when it has none."""
+    return row["section"].split(separator)[-1] if row["section"] else row["title"]
+
+
+def pick(rng: random.Random, specs: list[TemplateSpec], n: int) -> list[TemplateSpec]:
+    return rng.sample(specs, min(n, len(specs)))

@@ -1,0 +1,145 @@
+"""Mix (dedupe examples, review exclusions, per-kind ratios and caps) and the grouped, seeded train/test split.
+
+Which examples a cap keeps is decided by a hash of (seed, example id), never by position, so adding documents
+does not reshuffle every choice. The split assigns whole groups (a source document, or a template family for
+source-less kinds) to one side, so no document contributes to both train and test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from curate.errors import RecipeError
+from curate.rows import reject_envelope, short_hash
+
+MIX_STAGE = "mix"
+
+
+def _reject(example: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+    return reject_envelope(
+        stage=MIX_STAGE,
+        reason=reason,
+        detail=detail,
+        row=example,
+        id=example["id"],
+        doc_id=example["group"],
+        source=",".join(example["source_ids"]),
+    )
+
+
+def load_exclude_ids(exclude: list[str] | str) -> set[str]:
+    """A list of ids, or a file of ids (one per line, '#' comments) or a JSONL file of objects with ``id``."""
+    if isinstance(exclude, list):
+        return set(exclude)
+    path = Path(exclude)
+    if not path.is_file():
+        raise RecipeError(f"mix.exclude_ids: file {exclude!r} does not exist; give a list of ids or an existing file")
+    ids = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("{"):
+            import json
+
+            line = str(json.loads(line).get("id", ""))
+        if line:
+            ids.add(line)
+    return ids
+
+
+def _ratio_targets(counts: Counter, ratios: dict[str, float]) -> dict[str, int]:
+    """Largest per-kind counts whose proportions among the ratio'd kinds match ``ratios``."""
+    present = {k: r for k, r in ratios.items() if counts.get(k)}
+    if not present:
+        return {}
+    total_ratio = sum(present.values())
+    # The scarcest kind relative to its share bounds the total.
+    total = min(counts[k] / (r / total_ratio) for k, r in present.items())
+    return {k: min(counts[k], math.floor(total * r / total_ratio + 1e-9)) for k, r in present.items()}
+
+
+def mix_examples(examples: list[dict[str, Any]], mix, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(kept examples in their original order, reject envelopes)."""
+    rejects: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    first: dict[str, str] = {}
+    excluded = load_exclude_ids(mix.exclude_ids)
+    for ex in examples:
+        if ex["id"] in first:
+            rejects.append(_reject(ex, "duplicate_example", f"same messages as an earlier {first[ex['id']]} example"))
+        elif ex["id"] in excluded:
+            rejects.append(_reject(ex, "excluded_by_review", "listed in mix.exclude_ids"))
+            first[ex["id"]] = ex["kind"]
+        else:
+            first[ex["id"]] = ex["kind"]
+            kept.append(ex)
+
+    counts = Counter(ex["kind"] for ex in kept)
+    limits = _ratio_targets(counts, mix.ratios)
+    for kind, cap in mix.caps.items():
+        limits[kind] = min(cap, limits.get(kind, cap))
+    chosen: set[str] = set()
+    for kind, limit in limits.items():
+        ids = sorted((ex["id"] for ex in kept if ex["kind"] == kind), key=lambda i: short_hash(str(seed), "mix", i))
+        chosen.update(ids[:limit])
+    out = []
+    for ex in kept:
+        if ex["kind"] in limits and ex["id"] not in chosen:
+            why = "mix.caps" if ex["kind"] in mix.caps and limits[ex["kind"]] == mix.caps[ex["kind"]] else "mix.ratios"
+            rejects.append(_reject(ex, "over_kind_limit", f"{ex['kind']} limited to {limits[ex['kind']]} by {why}"))
+        else:
+            out.append(ex)
+    return out, rejects
+
+
+def split_examples(
+    examples: list[dict[str, Any]], split, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """(train, test, notes). Groups are drawn in a seeded order: first until every kind has its minimum test
+    examples (at most half of its groups' examples), then until the test fraction is reached."""
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ex in examples:
+        by_group[ex["group"]].append(ex)
+    order = sorted(by_group, key=lambda g: short_hash(str(seed), "split", g))
+    kind_total = Counter(ex["kind"] for ex in examples)
+    kind_groups: dict[str, set[str]] = defaultdict(set)
+    for ex in examples:
+        kind_groups[ex["kind"]].add(ex["group"])
+    # A kind from a single group cannot be in both splits; otherwise keep at least half of it for training.
+    wanted = {
+        k: 0 if len(kind_groups[k]) < 2 else min(split.min_test_per_kind, kind_total[k] // 2) for k in kind_total
+    }
+    test_groups: set[str] = set()
+    in_test: Counter = Counter()
+
+    def take(group: str) -> None:
+        test_groups.add(group)
+        in_test.update(ex["kind"] for ex in by_group[group])
+
+    for kind in sorted(wanted):
+        for group in order:
+            if in_test[kind] >= wanted[kind]:
+                break
+            kinds_here = Counter(ex["kind"] for ex in by_group[group])
+            if group in test_groups or kind not in kinds_here:
+                continue
+            # Do not push any kind in this group past half of its examples.
+            if all(in_test[k] + n <= max(wanted[k], kind_total[k] // 2) for k, n in kinds_here.items()):
+                take(group)
+    target = math.ceil(split.test_fraction * len(examples))
+    for group in order:
+        if sum(in_test.values()) >= target:
+            break
+        kinds_here = Counter(ex["kind"] for ex in by_group[group])
+        if group not in test_groups and all(in_test[k] + n <= kind_total[k] // 2 for k, n in kinds_here.items()):
+            take(group)
+    notes = [
+        f"{kind}: {in_test[kind]} test examples, fewer than split.min_test_per_kind={split.min_test_per_kind}"
+        for kind in sorted(kind_total)
+        if in_test[kind] < split.min_test_per_kind
+    ]
+    train = [ex for ex in examples if ex["group"] not in test_groups]
+    test = [ex for ex in examples if ex["group"] in test_groups]
+    return train, test, notes

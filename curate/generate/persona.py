@@ -1,0 +1,43 @@
+"""persona: identity questions ("who are you?", "what can you help with?") answered in the recipe's persona."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import Field
+
+from curate.generate.base import GenerateContext, GeneratorConfig, register_generator
+
+
+class PersonaConfig(GeneratorConfig):
+    kind: str = Field("persona", pattern="^persona$")
+    count: int = Field(12, ge=1, description="Examples to generate, spread over the persona templates.")
+    topics: int = Field(5, ge=1, description="Document titles named as things the assistant can help with.")
+
+
+@register_generator("persona", config=PersonaConfig, variables={"name", "description", "company", "topics"})
+def generate_persona(ctx: GenerateContext, config: PersonaConfig, specs) -> list[dict]:
+    """Identity questions answered as the persona, naming topics the documents cover."""
+    if ctx.persona is None:
+        return []
+    # The most covered titles first (more rows = more of the corpus), ties by title for determinism.
+    counts = Counter(d["title"] for d in ctx.documents_for(config) if d["title"])
+    ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    out, seen = [], set()
+    for i in range(config.count):
+        spec = specs[i % len(specs)]
+        rng = ctx.rng("persona", spec.name, str(i))
+        topics = sorted(rng.sample(ranked, min(config.topics, len(ranked))), key=ranked.index)
+        variables = {
+            "name": ctx.persona.name,
+            "description": ctx.persona.description or "",
+            "company": ctx.persona.company or "",
+            "topics": topics,
+            "variant": i // len(specs),
+        }
+        # Source-less: the split groups by template, so a question family lives in one split only.
+        example = ctx.example("persona", spec, variables, source_ids=[], group=f"template:{spec.name}")
+        if example and example["id"] not in seen:
+            seen.add(example["id"])
+            out.append(example)
+    return out

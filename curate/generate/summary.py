@@ -1,0 +1,66 @@
+"""summary: extractive summaries, the lead sentences of a section's prose."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from curate.generate.base import GenerateContext, GeneratorConfig, pick, register_generator, section_topic
+from curate.text import count_words, markdown_blocks, split_sentences
+
+
+class SummaryConfig(GeneratorConfig):
+    kind: str = Field("summary", pattern="^summary$")
+    per_doc: int = Field(1, ge=1, description="Summary requests per document row, each from another template.")
+    sentences: int = Field(2, ge=1, description="Lead sentences that make the summary.")
+    min_words: int = Field(60, ge=1, description="Sections with fewer words are too short to summarize.")
+
+
+def lead_summary(text: str, sentences: int) -> str:
+    """The first ``sentences`` sentences of the section's prose paragraphs (tables and code skipped)."""
+    prose = [
+        b.text
+        for b in markdown_blocks(text)
+        if b.kind == "paragraph" and not b.text.lstrip().startswith(("-", "*", ">"))
+    ]
+    picked: list[str] = []
+    for paragraph in prose:
+        picked += split_sentences(paragraph)
+        if len(picked) >= sentences:
+            break
+    return " ".join(picked[:sentences])
+
+
+@register_generator(
+    "summary", config=SummaryConfig, variables={"title", "section", "topic", "text", "summary", "source"}
+)
+def generate_summary(ctx: GenerateContext, config: SummaryConfig, specs) -> list[dict]:
+    """Summarize a section: the user gives the text, the answer is its lead sentences."""
+    out = []
+    for row in ctx.documents_for(config):
+        if count_words(row["text"]) < config.min_words:
+            continue
+        summary = lead_summary(row["text"], config.sentences)
+        # A summary must be shorter than what it summarizes, and have something to say.
+        if not summary or count_words(summary) >= 0.8 * count_words(row["text"]):
+            continue
+        rng = ctx.rng("summary", row["id"])
+        variables = {
+            "title": row["title"],
+            "section": row["section"],
+            "topic": section_topic(row),
+            "text": row["text"],
+            "summary": summary,
+            "source": row["source"],
+        }
+        for spec in pick(rng, specs, config.per_doc):
+            example = ctx.example(
+                "summary",
+                spec,
+                {**variables, "variant": rng.randrange(1_000_000)},
+                source_ids=[row["id"]],
+                group=row["doc_id"],
+                meta={"section": row["section"], "method": f"lead_{config.sentences}_sentences"},
+            )
+            if example:
+                out.append(example)
+    return out

@@ -1,0 +1,162 @@
+"""The dataset directory, the contract between curate and train (ARCHITECTURE.md), written atomically.
+
+Everything is written into a temporary sibling folder first and then renamed over ``<run>/dataset``, so a
+crash leaves either the previous dataset or the new one, never half of one. The same inputs give the same
+bytes in every data file: Arrow files carry a content-derived fingerprint and JSON is canonical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curate.errors import OutputError
+from curate.rows import dumps, short_hash
+
+DATASET_FILES = ("data", "train.jsonl", "test.jsonl", "documents", "rejects", "behaviours.json", "stats.json")
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]] | Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(dumps(row) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _example_split(rows: list[dict[str, Any]]):
+    import pyarrow as pa
+    from datasets import Dataset, DatasetInfo
+
+    from curate.rows import example_features
+
+    features = example_features()
+    table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
+    return Dataset(
+        table, info=DatasetInfo(features=features), fingerprint=short_hash(*(r["id"] for r in rows), "examples")
+    )
+
+
+def write_dataset(
+    dataset_dir: Path,
+    *,
+    documents_rows: Path,
+    train: list[dict[str, Any]],
+    test: list[dict[str, Any]],
+    rejects: list[dict[str, Any]],
+    stats: dict[str, Any],
+    resolved_recipe: dict[str, Any],
+    behaviours: dict[str, Any],
+    card: str,
+    schemas: dict[str, Any] | None = None,
+) -> Path:
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    dataset_dir = Path(dataset_dir)
+    parent = dataset_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the run directory {parent}: {err}; choose another output.dir") from None
+    tmp = parent / f".{dataset_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        DatasetDict({"train": _example_split(train), "test": _example_split(test)}).save_to_disk(str(tmp / "data"))
+        write_jsonl(tmp / "train.jsonl", train)
+        write_jsonl(tmp / "test.jsonl", test)
+
+        docs = load_from_disk(str(documents_rows))
+        docs = Dataset(docs.data.table, info=docs.info, fingerprint=short_hash("documents", docs._fingerprint))
+        docs.save_to_disk(str(tmp / "documents" / "data"))
+        write_jsonl(tmp / "documents" / "documents.jsonl", docs.to_list())
+
+        (tmp / "rejects").mkdir()
+        write_jsonl(tmp / "rejects" / "rejects.jsonl", rejects)
+        (tmp / "schemas").mkdir()
+        for name, schema in sorted((schemas or {}).items()):
+            (tmp / "schemas" / f"{name}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        (tmp / "behaviours.json").write_text(
+            json.dumps(behaviours, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        (tmp / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = parent / f".{dataset_dir.name}.old-{os.getpid()}"
+    if dataset_dir.exists():
+        os.replace(dataset_dir, old)
+    os.replace(tmp, dataset_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return dataset_dir
+
+
+def check_dataset_dir(path: Path) -> Path:
+    """``path`` or ``path/dataset`` if it is a curated dataset directory, else an OutputError saying what to run."""
+    path = Path(path)
+    for candidate in (path, path / "dataset"):
+        if (candidate / "stats.json").is_file() and (candidate / "train.jsonl").is_file():
+            return candidate
+    raise OutputError(
+        f"{path} is not a curated dataset directory (no stats.json and train.jsonl); "
+        "run `gristmill curate RECIPE` first and pass the run directory or its dataset/ folder"
+    )
+
+
+def dataset_card(recipe, stats: dict[str, Any], sources: dict[str, int]) -> str:
+    """The dataset card (README.md): sources, method, counts, kinds, licence and known limits."""
+    ex = stats["examples"]
+    lines = [
+        "---",
+        f"license: {recipe.license}",
+        "task_categories: [text-generation]",
+        "tags: [gristmill, instruction-tuning, sft]",
+        "---",
+        f"# {recipe.name}",
+        "",
+        "An instruction-tuning dataset curated by gristmill from company documents. Rows are in TRL's",
+        "conversational format (`messages`), with `kind`, `source_ids`, `group`, `template` and `generator`",
+        "recording where each example came from.",
+        "",
+        "## Sources",
+        f"{stats['input']['files']} input files, {stats['input']['documents']} documents read.",
+        "",
+        "| source | document rows kept |",
+        "| --- | --- |",
+        *[f"| {src} | {n} |" for src, n in sorted(sources.items())],
+        "",
+        "## Method",
+        "| step | rows in | rows out | dropped | reasons |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in stats["steps"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s["rejected"].items())) or "-"
+        lines.append(f"| {s['step']} | {s['rows_in']} | {s['rows_out']} | {sum(s['rejected'].values())} | {reasons} |")
+    lines += ["", "## Examples", "| kind | train | test |", "| --- | --- | --- |"]
+    for kind in sorted(set(ex["train"]) | set(ex["test"])):
+        lines.append(f"| {kind} | {ex['train'].get(kind, 0)} | {ex['test'].get(kind, 0)} |")
+    lines += [
+        "",
+        f"Split: grouped by source document (template family for source-less kinds), seed {recipe.seed}.",
+        f"Length: {stats['tokens']['train']} train and {stats['tokens']['test']} test {stats['tokens']['counter']}.",
+        "",
+        "## Known limits",
+        "- Template-generated answers are extractive: they quote the source section rather than paraphrase it.",
+        "- Questions are built from headings and titles, so sections with vague headings get vague questions.",
+        "- Every dropped document or example is listed with its reason in `rejects/rejects.jsonl`.",
+    ]
+    for note in stats.get("notes", []):
+        lines.append(f"- {note}")
+    return "\n".join(lines) + "\n"

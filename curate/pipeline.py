@@ -1,0 +1,371 @@
+"""Runs a recipe's curation: read → stages → generate → mix and split → the dataset directory.
+
+Every step's output is a checkpoint under ``<run>/work/steps/NN-<step>/<key>/``, written to a temporary
+folder and renamed when complete, so a killed run resumes at the first unfinished step. The key chains the
+input fingerprint (content of every file), the step's name, version and config, the upstream key, the seed,
+``--limit`` and the package version: change one stage's config and that stage and everything after it re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate import __version__
+from curate.output import dataset_card, read_jsonl, write_dataset, write_jsonl
+from curate.readers import READ_STAGE, discover, fingerprint_files, read_documents
+from curate.rows import DOC_COLUMNS, REJECT_DETAIL, REJECT_REASON, SCRATCH_PREFIX, reject_envelope
+from curate.text import count_words
+
+
+class Reporter:
+    """Progress hooks; the CLI passes a rich implementation, library callers get silence."""
+
+    def step_started(self, step: str, total: int | None) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+    def step_finished(self, stat: StepStat) -> None: ...
+
+
+@dataclass
+class StepStat:
+    step: str
+    rows_in: int
+    rows_out: int
+    rejected: dict[str, int] = field(default_factory=dict)  # reason slug (before any ':') -> count
+    seconds: float = 0.0
+    cached: bool = False
+    expands: bool = False
+
+
+@dataclass
+class PlannedStep:
+    label: str
+    key: str
+    path: Path
+
+    @property
+    def done(self) -> bool:
+        return self.path.is_dir()
+
+
+@dataclass
+class CurateResult:
+    run_dir: Path
+    dataset_dir: Path
+    stats: dict[str, Any]
+    steps: list[StepStat]
+
+
+def checkpoint_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def reason_slug(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+class _Steps:
+    """Checkpoint folders of one run."""
+
+    def __init__(self, run_dir: Path):
+        self.root = run_dir / "work" / "steps"
+
+    def plan(self, index: int, name: str, key: str) -> PlannedStep:
+        return PlannedStep(f"{index:02d}-{name}", key, self.root / f"{index:02d}-{name}" / key[:20])
+
+    def begin(self, step: PlannedStep) -> Path:
+        tmp = step.path.parent / f".tmp-{step.path.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def commit(self, step: PlannedStep, tmp: Path) -> None:
+        shutil.rmtree(tmp / "_scratch", ignore_errors=True)
+        os.replace(tmp, step.path)
+        for sibling in step.path.parent.iterdir():  # stale keys of this step: a changed recipe replaced them
+            if sibling != step.path:
+                shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _save_rows(table, path: Path, key: str) -> int:
+    from datasets import Dataset, DatasetInfo
+
+    from curate.rows import doc_features
+
+    features = doc_features()
+    table = table.select(list(DOC_COLUMNS)).cast(features.arrow_schema)
+    Dataset(table, info=DatasetInfo(features=features), fingerprint=key[:32]).save_to_disk(str(path))
+    return table.num_rows
+
+
+def _write_step_meta(tmp: Path, stat: StepStat, rejects: list[dict[str, Any]]) -> None:
+    write_jsonl(tmp / "rejects.jsonl", rejects)
+    (tmp / "stat.json").write_text(json.dumps(asdict(stat), sort_keys=True))
+
+
+def _cached_stat(step: PlannedStep) -> StepStat:
+    stat = StepStat(**json.loads((step.path / "stat.json").read_text()))
+    stat.cached = True
+    return stat
+
+
+def _read_step(recipe, files, step: PlannedStep, steps: _Steps, reporter: Reporter, limit: int | None) -> StepStat:
+    import pyarrow as pa
+
+    from curate.rows import doc_features
+
+    start = time.perf_counter()
+    result = read_documents(files, recipe.input.fields, limit)
+    tmp = steps.begin(step)
+    table = pa.Table.from_pylist(result.rows, schema=doc_features().arrow_schema)
+    _save_rows(table, tmp / "rows", step.key)
+    stat = StepStat(
+        READ_STAGE,
+        rows_in=result.files,
+        rows_out=len(result.rows),
+        rejected=dict(Counter(reason_slug(r["reason"]) for r in result.rejects)),
+        seconds=round(time.perf_counter() - start, 3),
+        expands=True,
+    )
+    _write_step_meta(tmp, stat, result.rejects)
+    steps.commit(step, tmp)
+    reporter.advance(result.files)
+    return stat
+
+
+def _stage_step(
+    recipe, stage, config, upstream: Path, step: PlannedStep, steps: _Steps, reporter: Reporter
+) -> StepStat:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datasets import load_from_disk
+
+    start = time.perf_counter()
+    dataset = load_from_disk(str(upstream / "rows"))
+    tmp = steps.begin(step)
+    if len(dataset):
+        table = _run_executor(recipe, dataset, stage, config, tmp / "_scratch", step.key, reporter)
+    else:
+        table = dataset.data.table.append_column(REJECT_REASON, pa.array([], pa.string()))
+        table = table.append_column(REJECT_DETAIL, pa.array([], pa.string()))
+    if stage.decide is not None:
+        columns = {
+            c: table.column(c).to_pylist()
+            for c in table.column_names
+            if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
+        }
+        decisions = stage.decide(columns, config) if table.num_rows else []
+        for name in (REJECT_REASON, REJECT_DETAIL):
+            if name in table.column_names:
+                table = table.drop_columns([name])
+        table = table.append_column(REJECT_REASON, pa.array([d[0] if d else "" for d in decisions], pa.string()))
+        table = table.append_column(REJECT_DETAIL, pa.array([d[1] if d else "" for d in decisions], pa.string()))
+    if REJECT_REASON not in table.column_names:
+        table = table.append_column(REJECT_REASON, pa.array([""] * table.num_rows, pa.string()))
+        table = table.append_column(REJECT_DETAIL, pa.array([""] * table.num_rows, pa.string()))
+    dropped_mask = pc.not_equal(table.column(REJECT_REASON), "")
+    kept_rows = _save_rows(table.filter(pc.invert(dropped_mask)), tmp / "rows", step.key)
+    dropped = table.filter(dropped_mask)
+    rejects = []
+    for row in dropped.select([*DOC_COLUMNS, REJECT_REASON, REJECT_DETAIL]).to_pylist():
+        reason, detail = row.pop(REJECT_REASON), row.pop(REJECT_DETAIL)
+        rejects.append(reject_envelope(stage=stage.ref, reason=reason, detail=detail, row=row))
+    stat = StepStat(
+        stage.ref,
+        rows_in=len(dataset),
+        rows_out=kept_rows,
+        rejected=dict(Counter(reason_slug(r["reason"]) for r in rejects)),
+        seconds=round(time.perf_counter() - start, 3),
+        expands=stage.expands,
+    )
+    _write_step_meta(tmp, stat, rejects)
+    steps.commit(step, tmp)
+    return stat
+
+
+def _run_executor(recipe, dataset, stage, config, scratch: Path, key: str, reporter: Reporter):
+    from curate.executors import run_batch_function
+
+    return run_batch_function(
+        dataset,
+        stage.batch,
+        config,
+        batch_size=recipe.batch_size,
+        num_proc=recipe.num_proc,
+        scratch_dir=scratch,
+        fingerprint=key[:32],
+        on_batch=reporter.advance,
+    )
+
+
+def _generate_step(
+    recipe, templates, upstream: Path, step: PlannedStep, steps: _Steps, reporter: Reporter
+) -> StepStat:
+    from datasets import load_from_disk
+
+    from curate.generate import GenerateContext
+    from curate.templating import Renderer
+
+    start = time.perf_counter()
+    documents = load_from_disk(str(upstream / "rows")).to_list()
+    ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer())
+    examples: list[dict[str, Any]] = []
+    for generator, config in recipe.resolved_generators:
+        examples += generator.run(ctx, config)
+        reporter.advance(1)
+    tmp = steps.begin(step)
+    write_jsonl(tmp / "examples.jsonl", examples)
+    stat = StepStat("generate", rows_in=len(documents), rows_out=len(examples), expands=True)
+    stat.seconds = round(time.perf_counter() - start, 3)
+    _write_step_meta(tmp, stat, [])
+    steps.commit(step, tmp)
+    return stat
+
+
+def plan(recipe, limit: int | None = None) -> tuple[list, list[PlannedStep], dict[str, Any]]:
+    """(input files, planned steps, loaded templates), without running anything: what --dry-run shows."""
+    from curate.templating import load_templates
+
+    files = discover(recipe.input.paths)
+    templates = load_templates(recipe.templates.dirs)
+    steps = _Steps(recipe.run_dir)
+    key = checkpoint_key("read", fingerprint_files(files), recipe.input.fields.model_dump(), limit, __version__)
+    planned = [steps.plan(0, READ_STAGE, key)]
+    for i, (stage, config) in enumerate(recipe.resolved_stages, start=1):
+        key = checkpoint_key(key, stage.ref, config.model_dump(mode="json"), recipe.seed, __version__)
+        planned.append(steps.plan(i, stage.name, key))
+    if recipe.resolved_generators:
+        generators = []
+        for generator, config in recipe.resolved_generators:
+            used = config.templates or sorted(n for n, t in templates.items() if t.kind == generator.kind)
+            generators.append(
+                [
+                    generator.kind,
+                    config.model_dump(mode="json"),
+                    [[templates[n].ref, templates[n].body] for n in used if n in templates],
+                ]
+            )
+        persona = recipe.persona.model_dump() if recipe.persona else None
+        key = checkpoint_key(key, "generate", generators, persona, recipe.seed, __version__)
+        planned.append(steps.plan(len(planned), "generate", key))
+    return files, planned, templates
+
+
+def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None) -> CurateResult:
+    """Run the whole curation of ``recipe`` and write ``<run>/dataset``; resumes from checkpoints."""
+    reporter = reporter or Reporter()
+    wall = time.perf_counter()
+    files, planned, templates = plan(recipe, limit)
+    steps = _Steps(recipe.run_dir)
+    stats: list[StepStat] = []
+    doc_steps = planned[: len(recipe.resolved_stages) + 1]
+    for index, step in enumerate(doc_steps):
+        stage_info = recipe.resolved_stages[index - 1] if index else None
+        label = stage_info[0].ref if stage_info else READ_STAGE
+        if step.done:
+            stat = _cached_stat(step)
+            reporter.step_started(label, 0)
+        else:
+            reporter.step_started(label, len(files) if index == 0 else _rows_in(doc_steps[index - 1]))
+            if index == 0:
+                stat = _read_step(recipe, files, step, steps, reporter, limit)
+            else:
+                stat = _stage_step(recipe, *stage_info, doc_steps[index - 1].path, step, steps, reporter)
+        stats.append(stat)
+        reporter.step_finished(stat)
+    last_docs = doc_steps[-1].path
+    examples: list[dict[str, Any]] = []
+    if recipe.resolved_generators:
+        step = planned[-1]
+        reporter.step_started("generate", len(recipe.resolved_generators))
+        stat = _cached_stat(step) if step.done else _generate_step(recipe, templates, last_docs, step, steps, reporter)
+        stats.append(stat)
+        reporter.step_finished(stat)
+        examples = read_jsonl(step.path / "examples.jsonl")
+    return _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall)
+
+
+def _rows_in(step: PlannedStep) -> int:
+    return json.loads((step.path / "stat.json").read_text())["rows_out"]
+
+
+def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: Reporter, wall: float) -> CurateResult:
+    from datasets import load_from_disk
+
+    from curate.generate.mix import mix_examples, split_examples
+
+    start = time.perf_counter()
+    reporter.step_started("mix+split", None)
+    generated = Counter(ex["kind"] for ex in examples)
+    mixed, mix_rejects = mix_examples(examples, recipe.mix, recipe.seed)
+    train, test, notes = split_examples(mixed, recipe.split, recipe.seed)
+    mix_stat = StepStat(
+        "mix",
+        len(examples),
+        len(mixed),
+        dict(Counter(reason_slug(r["reason"]) for r in mix_rejects)),
+        round(time.perf_counter() - start, 3),
+    )
+    stats.append(mix_stat)
+    reporter.step_finished(mix_stat)
+
+    rejects = [r for step in planned for r in read_jsonl(step.path / "rejects.jsonl")] + mix_rejects
+    documents = load_from_disk(str(last_docs))
+    sources = Counter(documents["source"]) if len(documents) else Counter()
+    if recipe.resolved_generators and not mixed:
+        notes.append("no examples were generated: check the generate section and the rejects")
+    stats_doc = {
+        "gristmill_version": __version__,
+        "recipe": recipe.name,
+        "input": {"files": len(files), "documents": stats[0].rows_out},
+        "steps": [asdict(s) for s in stats],
+        "rejects": {
+            "total": len(rejects),
+            "by_reason": dict(sorted(Counter(reason_slug(r["reason"]) for r in rejects).items())),
+        },
+        "examples": {
+            "generated": dict(sorted(generated.items())),
+            "train": dict(sorted(Counter(ex["kind"] for ex in train).items())),
+            "test": dict(sorted(Counter(ex["kind"] for ex in test).items())),
+            "total": {"train": len(train), "test": len(test)},
+        },
+        "documents": {
+            "rows": len(documents),
+            "words": sum(count_words(t) for t in documents["text"]) if len(documents) else 0,
+        },
+        "tokens": {
+            "counter": "whitespace words (no tokenizer configured)",
+            "train": sum(count_words(m["content"]) for ex in train for m in ex["messages"]),
+            "test": sum(count_words(m["content"]) for ex in test for m in ex["messages"]),
+        },
+        "notes": notes,
+        "wall_seconds": round(time.perf_counter() - wall, 3),
+    }
+    behaviours = {
+        "persona": recipe.persona.model_dump() if recipe.persona else None,
+        "refusal_phrasings": [],
+        "abstention_phrasings": [],
+        "policy_categories": [],
+        "blocklist": [],
+    }
+    dataset_dir = write_dataset(
+        recipe.run_dir / "dataset",
+        documents_rows=last_docs / "rows",
+        train=train,
+        test=test,
+        rejects=rejects,
+        stats=stats_doc,
+        resolved_recipe=recipe.resolved(),
+        behaviours=behaviours,
+        card=dataset_card(recipe, stats_doc, dict(sources)),
+    )
+    return CurateResult(recipe.run_dir, dataset_dir, stats_doc, stats)

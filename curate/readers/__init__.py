@@ -1,0 +1,177 @@
+"""Find input files and read them into document rows; every unreadable file or record becomes a reject.
+
+Readers are registered by file extension. A reader takes (path, bytes, fields=...) and yields Records (one
+document each) or BadRecords, or raises FileRejected for the whole file. Order is deterministic: files sorted
+by their source path, records in file order; ``ordinal`` numbers the documents in that order.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate.errors import InputError
+from curate.readers.base import BadRecord, FileRejected, Record, sniff_binary
+from curate.readers.html import read_html
+from curate.readers.tabular import read_csv, read_jsonl
+from curate.readers.text import read_markdown, read_plain
+from curate.rows import make_doc_id, new_document, reject_envelope
+
+Reader = Callable[..., Iterator[Record | BadRecord]]
+
+READERS: dict[str, Reader] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_plain,
+    ".html": read_html,
+    ".htm": read_html,
+    ".jsonl": read_jsonl,
+    ".csv": read_csv,
+}
+
+READ_STAGE = "read"
+
+
+@dataclass
+class InputFile:
+    path: Path
+    source: str  # relative to the input root, POSIX separators
+
+
+@dataclass
+class ReadResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    files: int = 0
+
+
+def discover(paths: list[str]) -> list[InputFile]:
+    """Expand files, folders (recursively, skipping hidden entries) and globs; sort by source path."""
+    found: list[Path] = []
+    roots: list[Path] = []
+    for i, entry in enumerate(paths):
+        p = Path(entry)
+        if p.is_dir():
+            roots.append(p.resolve())
+            found += [
+                f
+                for f in sorted(p.rglob("*"))
+                if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts)
+            ]
+        elif p.is_file():
+            roots.append(p.resolve().parent)
+            found.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(entry, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise InputError(
+                    f"input.paths[{i}]: {entry!r} matches no file (relative paths are read from {Path.cwd()}); "
+                    "fix the path or remove the entry"
+                )
+            prefix = entry.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+            roots.append(Path(prefix if prefix.endswith(("/", os.sep)) else os.path.dirname(prefix) or ".").resolve())
+            found += matches
+    if not found:
+        raise InputError(f"input.paths {paths} hold no files; point input.paths at your documents")
+    root = Path(os.path.commonpath([str(r) for r in roots]))
+    files = {f.resolve(): InputFile(f, f.resolve().relative_to(root).as_posix()) for f in found}
+    return sorted(files.values(), key=lambda f: f.source)
+
+
+def fingerprint_files(files: list[InputFile]) -> str:
+    """sha256 over every input's source path and content: the root of every checkpoint key."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.source.encode() + b"\0" + hashlib.sha256(f.path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _read_file(f: InputFile, fields) -> Iterator[Record | BadRecord]:
+    data = f.path.read_bytes()
+    if not data.strip():
+        raise FileRejected("empty_file", "the file is empty")
+    if sniff_binary(data):
+        raise FileRejected("binary_file", f"binary content ({len(data)} bytes, NUL bytes in the first 8 KiB)")
+    reader = READERS.get(f.path.suffix.lower())
+    if reader is None:
+        known = ", ".join(sorted(READERS))
+        raise FileRejected(
+            "unsupported_format", f"no reader for {f.path.suffix or 'files without extension'}; known: {known}"
+        )
+    yield from reader(f.path, data, fields=fields)
+
+
+def read_documents(files: list[InputFile], fields, limit: int | None = None) -> ReadResult:
+    """Document rows (``ordinal`` in file then record order) and reject envelopes for what could not be read."""
+    result = ReadResult()
+    seen: dict[str, str] = {}
+    for f in files:
+        if limit is not None and len(result.rows) >= limit:
+            break
+        result.files += 1
+        file_id = make_doc_id(f.source, 0)
+        try:
+            for n, item in enumerate(_read_file(f, fields)):
+                if limit is not None and len(result.rows) >= limit:
+                    break
+                if isinstance(item, BadRecord):
+                    result.rejects.append(
+                        reject_envelope(
+                            stage=READ_STAGE,
+                            reason=item.reason,
+                            detail=item.detail,
+                            row={"raw": item.raw, "record": item.index},
+                            id=f"{f.source}:{item.index}",
+                            source=f.source,
+                        )
+                    )
+                    continue
+                doc_id = item.id if item.id is not None else make_doc_id(f.source, n)
+                if doc_id in seen:
+                    result.rejects.append(
+                        reject_envelope(
+                            stage=READ_STAGE,
+                            reason="duplicate_doc_id",
+                            detail=f"id {doc_id!r} was already used by a record of {seen[doc_id]}",
+                            row={"raw": item.meta.get("record"), "text": item.text, "title": item.title},
+                            id=f"{f.source}:{item.meta.get('record', n)}",
+                            doc_id=doc_id,
+                            source=f.source,
+                        )
+                    )
+                    continue
+                seen[doc_id] = f.source
+                result.rows.append(
+                    new_document(
+                        doc_id=doc_id,
+                        ordinal=len(result.rows),
+                        text=item.text,
+                        source=f.source,
+                        title=item.title,
+                        meta=item.meta,
+                    )
+                )
+        except FileRejected as rej:
+            result.rejects.append(
+                reject_envelope(
+                    stage=READ_STAGE,
+                    reason=rej.reason,
+                    detail=rej.detail,
+                    row=None,
+                    id=file_id,
+                    doc_id=file_id,
+                    source=f.source,
+                )
+            )
+        except OSError as err:
+            result.rejects.append(
+                reject_envelope(
+                    stage=READ_STAGE, reason="unreadable_file", detail=str(err), row=None, id=file_id, source=f.source
+                )
+            )
+    return result

@@ -1,0 +1,77 @@
+"""What a reader yields, and how bytes become text (encoding detection and binary-file checks)."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class FileRejected(Exception):
+    """The whole file cannot be read: it becomes one reject envelope (no text) and the run goes on."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Record:
+    """One document read from a file; ``id`` is the record's own id field, when the format has one."""
+
+    text: str
+    title: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass
+class BadRecord:
+    """One record inside a readable file that cannot become a document (malformed, missing its text)."""
+
+    reason: str
+    detail: str
+    raw: Any
+    index: int
+
+
+def humanize(stem: str) -> str:
+    words = re.sub(r"[-_]+", " ", stem).strip()
+    return words[:1].upper() + words[1:] if words else stem
+
+
+def sniff_binary(data: bytes) -> bool:
+    """NUL bytes in the first 8 KiB mean binary, unless a UTF-16 byte-order mark says otherwise (as git does)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    return b"\x00" in data[:8192]
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """(text, encoding): BOMs first, then strict UTF-8, then charset-normalizer's guess, then cp1252."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as err:
+            raise FileRejected(
+                "undecodable", f"starts with a UTF-16 byte-order mark but is not UTF-16: {err}"
+            ) from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    import charset_normalizer
+
+    best = charset_normalizer.from_bytes(data).best()
+    if best is not None and best.encoding:
+        return str(best), best.encoding
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as err:
+        raise FileRejected(
+            "undecodable", f"not UTF-8/16 and no encoding fits ({err}); re-save the file as UTF-8"
+        ) from None

@@ -1,0 +1,45 @@
+"""Markdown and plain-text files: one document per file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from curate.readers.base import Record, decode, humanize
+
+_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def _strip_front_matter(text: str) -> tuple[str, dict[str, str]]:
+    """YAML-ish front matter (``---`` fenced ``key: value`` lines) as flat string fields."""
+    if not text.startswith("---\n"):
+        return text, {}
+    end = text.find("\n---", 4)
+    if end < 0:
+        return text, {}
+    fields = {}
+    for line in text[4:end].splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            fields[key.strip()] = value.strip().strip("\"'")
+    return text[end + 4 :].lstrip("\n"), fields
+
+
+def read_markdown(path: Path, data: bytes, **_: object) -> Iterator[Record]:
+    text, encoding = decode(data)
+    text, front = _strip_front_matter(text)
+    h1 = _H1.search(text)
+    title = front.get("title") or (h1.group(1) if h1 else humanize(path.stem))
+    meta = {"format": "markdown", "encoding": encoding}
+    if front:
+        meta["front_matter"] = front
+    yield Record(text=text, title=title, meta=meta)
+
+
+def read_plain(path: Path, data: bytes, **_: object) -> Iterator[Record]:
+    text, encoding = decode(data)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    # A short first line without closing punctuation reads as a title ("ACME SECURITY POLICY").
+    title = first if 0 < len(first) <= 80 and first[-1] not in ".!?:,;" else humanize(path.stem)
+    yield Record(text=text, title=title, meta={"format": "text", "encoding": encoding})

@@ -1,0 +1,271 @@
+"""The recipe: one YAML file, validated at the door. Unknown keys are errors that name the key path.
+
+``load_recipe(path, overrides)`` reads the file, applies ``--set a.b=c`` overrides to the raw mapping,
+validates it with pydantic, then validates each stage's ``with`` and each generator entry against the
+config model that stage or generator registered. Every error names the key path, the bad value and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from curate import __version__
+from curate.errors import GristmillError, RecipeError
+from train.config import EvalSection, TrainSection
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldsSection(_Strict):
+    text: str = Field("text", description="Field holding the document text in .jsonl and .csv inputs.")
+    id: str | None = Field("id", description="Field holding the record id; it becomes doc_id. Null: hash ids.")
+    title: str | None = Field("title", description="Field holding the title (a ticket subject, say).")
+
+
+class InputSection(_Strict):
+    paths: list[str] = Field(min_length=1, description="Files, folders (read recursively) or globs, from the cwd.")
+    fields: FieldsSection = Field(default_factory=FieldsSection, description="Field names for jsonl/csv records.")
+
+
+class TemplatesSection(_Strict):
+    dirs: list[str] = Field(default_factory=list, description="Extra template folders, searched before built-ins.")
+
+
+class StageStep(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    use: str = Field(description="The stage, as family.name (see `gristmill stages`).")
+    version: int | None = Field(None, ge=1, description="Pin a stage version; default the newest.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The stage's config.")
+
+
+class PersonaSection(_Strict):
+    name: str = Field(description="The assistant's name.")
+    system: str = Field(description="System prompt put on every example.")
+    description: str | None = Field(None, description="One line on what the assistant is, used in its answers.")
+    company: str | None = Field(None, description="The company the assistant works for.")
+
+
+class MixSection(_Strict):
+    caps: dict[str, int] = Field(default_factory=dict, description="Most examples kept per kind.")
+    ratios: dict[str, float] = Field(default_factory=dict, description="Relative shares of the listed kinds.")
+    exclude_ids: list[str] | str = Field(
+        default_factory=list, description="Example ids dropped after review: a list, or a file of ids."
+    )
+
+
+class SplitSection(_Strict):
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of examples held out for test.")
+    min_test_per_kind: int = Field(30, ge=0, description="Test examples wanted per kind (at most half the kind).")
+
+
+class LLMSection(_Strict):
+    base_url: str | None = Field(None, description="An OpenAI-compatible endpoint; null: offline templates only.")
+    model: str | None = Field(None, description="Model name at that endpoint.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the key.")
+
+
+class OutputSection(_Strict):
+    dir: str = Field(description="The run directory: work/, dataset/, model/, eval/ go under it.")
+
+
+class Recipe(_Strict):
+    name: str = Field(description="Name of the dataset.")
+    seed: int = Field(13, description="Seeds every choice: templates, phrasings, caps, the split.")
+    executor: Literal["local"] = Field("local", description="Where stages run; 'local' uses datasets.")
+    num_proc: int = Field(1, ge=1, description="Processes for batch stages (measure before raising).")
+    batch_size: int = Field(256, ge=1, description="Rows per batch given to a stage.")
+    license: str = Field("other", description="Licence written into the dataset card.")
+    input: InputSection
+    templates: TemplatesSection = Field(default_factory=TemplatesSection)
+    stages: list[StageStep] = Field(default_factory=list, description="Stages, run in this order.")
+    generate: list[dict[str, Any]] = Field(default_factory=list, description="Generators, by kind.")
+    persona: PersonaSection | None = None
+    mix: MixSection = Field(default_factory=MixSection)
+    split: SplitSection = Field(default_factory=SplitSection)
+    llm: LLMSection = Field(default_factory=LLMSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    output: OutputSection | None = Field(None, description="Default: runs/<name>.")
+
+    _stages: list = PrivateAttr(default_factory=list)  # [(Stage, config)]
+    _generators: list = PrivateAttr(default_factory=list)  # [(Generator, config)]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output.dir if self.output else f"runs/{self.name}")
+
+    @property
+    def resolved_stages(self) -> list:
+        return self._stages
+
+    @property
+    def resolved_generators(self) -> list:
+        return self._generators
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe as run: defaults filled, stage versions and full configs, the package version."""
+        data = self.model_dump(mode="json", by_alias=True)
+        data["stages"] = [
+            {"use": s.name, "version": s.version, "with": cfg.model_dump(mode="json")} for s, cfg in self._stages
+        ]
+        data["generate"] = [cfg.model_dump(mode="json") for _, cfg in self._generators]
+        data["output"] = {"dir": self.run_dir.as_posix()}
+        data["gristmill_version"] = __version__
+        return data
+
+
+def _describe_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _format_errors(err: ValidationError, prefix: str, model: type[BaseModel] | None) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, e["loc"][:-1]) if model else []
+            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+            fix = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"allowed keys: {', '.join(allowed)}"
+                if allowed
+                else "remove it"
+            )
+            lines.append(f"{loc}: unknown key (value {_describe_value(e['input'])}); {fix}")
+        elif e["type"] == "missing":
+            lines.append(f"{loc}: required, but missing; add it")
+        else:
+            lines.append(f"{loc}: {e['msg']} (got {_describe_value(e['input'])})")
+    return lines
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (aliases where set) of the model at ``loc`` inside ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(str(part)) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        for arg in list(candidates):
+            candidates += list(getattr(arg, "__args__", ()))
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if current is None:
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items by index) to the raw mapping."""
+    for item in overrides:
+        path, sep, value_text = item.partition("=")
+        if not sep or not path:
+            raise RecipeError(f"--set {item!r}: expected key.path=value, for example --set split.test_fraction=0.2")
+        try:
+            value = yaml.safe_load(value_text) if value_text else ""
+        except yaml.YAMLError:
+            value = value_text
+        parts = path.split(".")
+        node: Any = raw
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(f"--set {item!r}: {where} is not an index of a {len(node)}-item list")
+                node = node[int(part)]
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+                if not isinstance(node, (dict, list)):
+                    raise RecipeError(f"--set {item!r}: {where} is a value, not a section")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise RecipeError(f"--set {item!r}: {path} is not an index of a {len(node)}-item list")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _resolve_parts(recipe: Recipe) -> list[str]:
+    from curate.generate import get_generator
+    from curate.stages import get_stage
+
+    problems: list[str] = []
+    for i, step in enumerate(recipe.stages):
+        try:
+            stage = get_stage(step.use, step.version)
+        except GristmillError as err:
+            problems.append(f"stages.{i}.use: {err}")
+            continue
+        try:
+            recipe._stages.append((stage, stage.config.model_validate(step.with_)))
+        except ValidationError as err:
+            problems += _format_errors(err, f"stages.{i}.with", stage.config)
+    for i, entry in enumerate(recipe.generate):
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if not kind:
+            problems.append(f"generate.{i}: each entry needs a kind, for example {{kind: qa, per_doc: 3}}")
+            continue
+        try:
+            generator = get_generator(kind)
+        except GristmillError as err:
+            problems.append(f"generate.{i}.kind: {err}")
+            continue
+        try:
+            recipe._generators.append((generator, generator.config.model_validate(entry)))
+        except ValidationError as err:
+            problems += _format_errors(err, f"generate.{i}", generator.config)
+        if kind == "persona" and recipe.persona is None:
+            problems.append(
+                f"generate.{i}: kind persona needs a persona section; add persona: {{name: ..., system: ...}}"
+            )
+    return problems
+
+
+def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, input:, ...), got {type(raw).__name__}")
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as err:
+        problems = _format_errors(err, "", Recipe)
+        raise RecipeError(
+            f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)
+        ) from None
+    problems = _resolve_parts(recipe)
+    if problems:
+        raise RecipeError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {str(path)!r} not found; write one with `gristmill init DOCS_DIR`")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides or [])
+    return validate_recipe(raw, str(path))

@@ -1,0 +1,46 @@
+"""dedupe.exact: drop rows whose text hashes equal an earlier row's. MinHash near-duplicates join this family.
+
+A global stage: the batch phase hashes each row, the decide phase sees all hashes in ``ordinal`` order and
+keeps the first row of each hash, so the kept row never depends on batching or arrival order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from curate.stages.registry import Batch, register
+
+
+class ExactDedupeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lowercase: bool = Field(False, description="Compare texts case-insensitively.")
+    ignore_whitespace: bool = Field(True, description="Compare texts with all whitespace runs as one space.")
+
+
+def _decide_exact(columns: Batch, config: ExactDedupeConfig) -> list[tuple[str, str] | None]:
+    kept: dict[str, str] = {}
+    decisions: list[tuple[str, str] | None] = [None] * len(columns["id"])
+    for i in sorted(range(len(decisions)), key=lambda i: (columns["ordinal"][i], i)):
+        digest = columns["_exact_hash"][i]
+        if digest in kept:
+            decisions[i] = (
+                f"exact_duplicate_of:{kept[digest]}",
+                f"same text as {kept[digest]} (sha256 {digest[:12]})",
+            )
+        else:
+            kept[digest] = columns["id"][i]
+    return decisions
+
+
+@register("dedupe.exact", version=1, config=ExactDedupeConfig, decide=_decide_exact)
+def exact_hashes(batch: Batch, config: ExactDedupeConfig) -> Batch:
+    """Drop exact duplicates of an earlier row (by ordinal), compared on a hash of the text."""
+    hashes = []
+    for text in batch["text"]:
+        key = " ".join(text.split()) if config.ignore_whitespace else text
+        key = key.lower() if config.lowercase else key
+        hashes.append(hashlib.sha256(key.encode("utf-8")).hexdigest())
+    return {**batch, "_exact_hash": hashes}

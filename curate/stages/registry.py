@@ -1,0 +1,86 @@
+"""The stage registry: every stage is a ``family.name`` with a version, a pydantic config and a batch function.
+
+A stage's batch function maps a batch of document rows (``dict[str, list]``) to a batch of document rows. It
+drops a row by filling ``_reject_reason`` / ``_reject_detail``; the pipeline moves such rows to rejects/. Its
+output must not depend on how rows are batched (tests/test_stages.py checks each registered stage).
+
+A *global* stage (dedupe) also has a ``decide`` phase: its batch function only adds scratch columns
+(signatures, prefixed ``_``), and ``decide`` sees those columns for all rows at once, in ``ordinal`` order,
+and returns one ``(reason, detail)`` or ``None`` per row.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from curate.errors import StageError
+
+Batch = dict[str, list[Any]]
+BatchFn = Callable[[Batch, Any], Batch]
+DecideFn = Callable[[Batch, Any], list[tuple[str, str] | None]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    version: int
+    config: type[BaseModel]
+    batch: BatchFn
+    decide: DecideFn | None = None
+    expands: bool = False  # emits rows per input rather than one row per input (chunking)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def summary(self) -> str:
+        return (self.batch.__doc__ or "").strip().splitlines()[0] if self.batch.__doc__ else ""
+
+
+_REGISTRY: dict[str, dict[int, Stage]] = {}
+
+
+def register(
+    name: str, *, version: int, config: type[BaseModel], decide: DecideFn | None = None, expands: bool = False
+) -> Callable[[BatchFn], BatchFn]:
+    """Register the decorated batch function as stage ``name@version``."""
+    if "." not in name:
+        raise ValueError(f"stage names are family.name, got {name!r}")
+
+    def wrap(fn: BatchFn) -> BatchFn:
+        versions = _REGISTRY.setdefault(name, {})
+        if version in versions:
+            raise ValueError(f"stage {name}@{version} registered twice")
+        versions[version] = Stage(name, version, config, fn, decide, expands)
+        return fn
+
+    return wrap
+
+
+def get_stage(name: str, version: int | None = None) -> Stage:
+    """The stage ``name`` at ``version`` (the newest when None), or a StageError that lists what exists."""
+    versions = _REGISTRY.get(name)
+    if not versions:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise StageError(f"unknown stage {name!r}.{hint} Run `gristmill stages` to list the registered stages.")
+    if version is None:
+        return versions[max(versions)]
+    if version not in versions:
+        known = ", ".join(f"{name}@{v}" for v in sorted(versions))
+        raise StageError(f"stage {name} has no version {version}; registered: {known}.")
+    return versions[version]
+
+
+def all_stages() -> list[Stage]:
+    return [versions[v] for name in sorted(_REGISTRY) for versions in [_REGISTRY[name]] for v in sorted(versions)]

@@ -1,0 +1,1 @@
+"""gristmill's model side: fine-tune on a curated dataset directory with TRL, and evaluate the behaviours."""
