@@ -262,6 +262,9 @@ def plan(recipe, limit: int | None = None) -> tuple[list, list[PlannedStep], dic
 
 def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None) -> CurateResult:
     """Run the whole curation of ``recipe`` and write ``<run>/dataset``; resumes from checkpoints."""
+    import datasets
+
+    datasets.disable_progress_bars()  # progress is the reporter's job
     reporter = reporter or Reporter()
     wall = time.perf_counter()
     files, planned, templates = plan(recipe, limit)
@@ -319,7 +322,7 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
     reporter.step_finished(mix_stat)
 
     rejects = [r for step in planned for r in read_jsonl(step.path / "rejects.jsonl")] + mix_rejects
-    documents = load_from_disk(str(last_docs))
+    documents = load_from_disk(str(last_docs / "rows"))
     sources = Counter(documents["source"]) if len(documents) else Counter()
     if recipe.resolved_generators and not mixed:
         notes.append("no examples were generated: check the generate section and the rejects")

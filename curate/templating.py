@@ -106,7 +106,7 @@ def parse_template(path: Path) -> TemplateSpec:
 
 
 def _check_source(spec: TemplateSpec) -> None:
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError, meta, nodes
 
     env = _environment()
     try:
@@ -119,7 +119,9 @@ def _check_source(spec: TemplateSpec) -> None:
         raise TemplateError(
             f"{spec.path}: no {{% block {missing_blocks[0]} %}}; a template needs user and assistant blocks"
         )
-    undeclared = meta.find_undeclared_variables(ast) - set(spec.requires) - ALWAYS_PROVIDED
+    # Names the template assigns itself ({% set %} in every branch of an if) are not inputs.
+    assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "store"}
+    undeclared = meta.find_undeclared_variables(ast) - assigned - set(spec.requires) - ALWAYS_PROVIDED
     if undeclared:
         raise TemplateError(f"{spec.path}: uses {sorted(undeclared)} without declaring them; add them to requires")
 

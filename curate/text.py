@@ -8,6 +8,7 @@ from dataclasses import dataclass
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_RULE = re.compile(r"^ {0,3}([-*_])( *\1){2,} *$")
 
 
 def count_words(text: str) -> int:
@@ -29,7 +30,7 @@ def is_fence(line: str) -> bool:
 class Block:
     """A unit of Markdown that chunking never cuts through: heading, paragraph, table or fenced code."""
 
-    kind: str  # "heading" | "paragraph" | "table" | "code"
+    kind: str  # "heading" | "paragraph" | "table" | "code" | "rule" (a thematic break, ---)
     text: str
     level: int = 0  # heading level, 0 for other kinds
 
@@ -63,7 +64,9 @@ def markdown_blocks(text: str) -> list[Block]:
             i = j + 1
             continue
         heading = _HEADING.match(line)
-        if heading:
+        if _RULE.match(line) and not para:
+            blocks.append(Block("rule", ""))
+        elif heading:
             flush_para()
             blocks.append(Block("heading", heading.group(2), level=len(heading.group(1))))
         elif line.lstrip().startswith("|"):

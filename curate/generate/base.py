@@ -91,6 +91,8 @@ class Generator:
     config: type[GeneratorConfig]
     fn: Callable[[GenerateContext, Any, list[TemplateSpec]], list[dict[str, Any]]]
     variables: frozenset[str]
+    # The template variables for one document row (None: the kind is not made from documents); `render` uses it.
+    row_variables: Callable[[dict[str, Any], Any], dict[str, Any] | None] | None = None
 
     @property
     def summary(self) -> str:
@@ -104,9 +106,9 @@ class Generator:
 GENERATORS: dict[str, Generator] = {}
 
 
-def register_generator(kind: str, *, config: type[GeneratorConfig], variables: set[str]):
+def register_generator(kind: str, *, config: type[GeneratorConfig], variables: set[str], row_variables=None):
     def wrap(fn):
-        GENERATORS[kind] = Generator(kind, config, fn, frozenset(variables))
+        GENERATORS[kind] = Generator(kind, config, fn, frozenset(variables), row_variables)
         return fn
 
     return wrap

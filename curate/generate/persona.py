@@ -15,6 +15,16 @@ class PersonaConfig(GeneratorConfig):
     topics: int = Field(5, ge=1, description="Document titles named as things the assistant can help with.")
 
 
+def persona_variables(persona, topics: list[str], variant: int) -> dict:
+    return {
+        "name": persona.name,
+        "description": persona.description or "",
+        "company": persona.company or "",
+        "topics": topics,
+        "variant": variant,
+    }
+
+
 @register_generator("persona", config=PersonaConfig, variables={"name", "description", "company", "topics"})
 def generate_persona(ctx: GenerateContext, config: PersonaConfig, specs) -> list[dict]:
     """Identity questions answered as the persona, naming topics the documents cover."""
@@ -28,13 +38,7 @@ def generate_persona(ctx: GenerateContext, config: PersonaConfig, specs) -> list
         spec = specs[i % len(specs)]
         rng = ctx.rng("persona", spec.name, str(i))
         topics = sorted(rng.sample(ranked, min(config.topics, len(ranked))), key=ranked.index)
-        variables = {
-            "name": ctx.persona.name,
-            "description": ctx.persona.description or "",
-            "company": ctx.persona.company or "",
-            "topics": topics,
-            "variant": i // len(specs),
-        }
+        variables = persona_variables(ctx.persona, topics, i // len(specs))
         # Source-less: the split groups by template, so a question family lives in one split only.
         example = ctx.example("persona", spec, variables, source_ids=[], group=f"template:{spec.name}")
         if example and example["id"] not in seen:

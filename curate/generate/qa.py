@@ -18,26 +18,41 @@ class QAConfig(GeneratorConfig):
     )
 
 
-QA_VARIABLES = {"title", "section", "topic", "text", "lead", "source", "doc_id"}
+def qa_variables(row: dict, config: QAConfig) -> dict | None:
+    if count_words(row["text"]) < config.min_words:
+        return None
+    topic = section_topic(row)
+    path = row["section"].split(" > ") if row["section"] else []
+    heading = " > ".join(path[1:] if path and path[0] == row["title"] else path)
+    return {
+        "title": row["title"],
+        "section": row["section"],
+        "heading": heading,
+        "topic": topic,
+        # FAQ-style headings are already the question a user would ask.
+        "question": topic if topic.endswith("?") else "",
+        "is_intro": not heading,
+        "text": row["text"],
+        "lead": " ".join(split_sentences(row["text"].split("\n\n")[0])[:2]),
+        "source": row["source"],
+        "doc_id": row["doc_id"],
+    }
 
 
-@register_generator("qa", config=QAConfig, variables=QA_VARIABLES)
+@register_generator(
+    "qa",
+    config=QAConfig,
+    variables={"title", "section", "heading", "topic", "question", "is_intro", "text", "lead", "source", "doc_id"},
+    row_variables=qa_variables,
+)
 def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
     """Questions from heading path and title; the answer is the section text, grounded in the document."""
     out = []
     for row in ctx.documents_for(config):
-        if count_words(row["text"]) < config.min_words:
+        variables = qa_variables(row, config)
+        if variables is None:
             continue
         rng = ctx.rng("qa", row["id"])
-        variables = {
-            "title": row["title"],
-            "section": row["section"],
-            "topic": section_topic(row),
-            "text": row["text"],
-            "lead": " ".join(split_sentences(row["text"].split("\n\n")[0])[:2]),
-            "source": row["source"],
-            "doc_id": row["doc_id"],
-        }
         for spec in pick(rng, specs, config.per_doc):
             example = ctx.example(
                 "qa",

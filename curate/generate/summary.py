@@ -30,28 +30,37 @@ def lead_summary(text: str, sentences: int) -> str:
     return " ".join(picked[:sentences])
 
 
+def summary_variables(row: dict, config: SummaryConfig) -> dict | None:
+    if count_words(row["text"]) < config.min_words:
+        return None
+    summary = lead_summary(row["text"], config.sentences)
+    # A summary must be shorter than what it summarizes, and have something to say.
+    if not summary or count_words(summary) >= 0.8 * count_words(row["text"]):
+        return None
+    return {
+        "title": row["title"],
+        "section": row["section"],
+        "topic": section_topic(row),
+        "text": row["text"],
+        "summary": summary,
+        "source": row["source"],
+    }
+
+
 @register_generator(
-    "summary", config=SummaryConfig, variables={"title", "section", "topic", "text", "summary", "source"}
+    "summary",
+    config=SummaryConfig,
+    variables={"title", "section", "topic", "text", "summary", "source"},
+    row_variables=summary_variables,
 )
 def generate_summary(ctx: GenerateContext, config: SummaryConfig, specs) -> list[dict]:
     """Summarize a section: the user gives the text, the answer is its lead sentences."""
     out = []
     for row in ctx.documents_for(config):
-        if count_words(row["text"]) < config.min_words:
-            continue
-        summary = lead_summary(row["text"], config.sentences)
-        # A summary must be shorter than what it summarizes, and have something to say.
-        if not summary or count_words(summary) >= 0.8 * count_words(row["text"]):
+        variables = summary_variables(row, config)
+        if variables is None:
             continue
         rng = ctx.rng("summary", row["id"])
-        variables = {
-            "title": row["title"],
-            "section": row["section"],
-            "topic": section_topic(row),
-            "text": row["text"],
-            "summary": summary,
-            "source": row["source"],
-        }
         for spec in pick(rng, specs, config.per_doc):
             example = ctx.example(
                 "summary",

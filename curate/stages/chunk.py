@@ -35,7 +35,8 @@ class ChunkConfig(BaseModel):
 
 
 def _sections(blocks: list[Block]) -> list[tuple[list[str], list[Block]]]:
-    """(heading path, body blocks) per section; sections with only a heading are folded into their path."""
+    """(heading path, body blocks) per section; sections with only a heading are folded into their path.
+    A thematic break (---) also ends a section: what follows it (a page footer, say) is chunked on its own."""
     out: list[tuple[list[str], list[Block]]] = []
     stack: list[tuple[int, str]] = []
     body: list[Block] = []
@@ -49,6 +50,10 @@ def _sections(blocks: list[Block]) -> list[tuple[list[str], list[Block]]]:
                 stack.pop()
             stack.append((block.level, block.text))
             path = [text for _, text in stack]
+        elif block.kind == "rule":
+            if body:
+                out.append((path, body))
+            body = []
         else:
             body.append(block)
     if body:

@@ -1,0 +1,189 @@
+"""The ``gristmill`` command. The only place where errors become messages and exit codes.
+
+Heavy imports (datasets, torch, transformers, trl) happen inside the commands that need them, so
+``gristmill --help`` stays fast; tests/test_cli.py checks that it imports none of torch, transformers, trl.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from curate import __version__
+from curate.errors import GristmillError
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def handle_errors(fn):
+    """Turn a GristmillError into one readable message on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GristmillError as err:
+            _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            sys.exit(err.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gristmill")
+def main() -> None:
+    """gristmill: company documents in, a curated instruction-tuning dataset out.
+
+    Start with `gristmill init DOCS_DIR`, then `gristmill curate recipe.yaml`.
+    """
+
+
+@main.command()
+@click.argument("docs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", default="recipe.yaml", show_default=True, type=click.Path(path_type=Path))
+@click.option("--name", default=None, help="Dataset name; default the folder's name.")
+@click.option("--force", is_flag=True, help="Overwrite an existing recipe file.")
+@handle_errors
+def init(docs_dir: Path, output: Path, name: str | None, force: bool) -> None:
+    """Write a starter recipe, with comments, for a folder of documents."""
+    from curate.starter import starter_recipe
+
+    if output.exists() and not force:
+        raise click.UsageError(f"{output} exists; pass --force to overwrite it or -o to write elsewhere")
+    text = starter_recipe(docs_dir, name)
+    output.write_text(text, encoding="utf-8")
+    _console().print(f"wrote [bold]{output}[/]; run: gristmill curate {output}")
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Read at most N documents.")
+@click.option("--dry-run", is_flag=True, help="Validate and show the plan (inputs, steps, what would resume).")
+@handle_errors
+def curate(recipe_path: Path, overrides: tuple[str, ...], limit: int | None, dry_run: bool) -> None:
+    """Curate RECIPE's documents into <output.dir>/dataset/ (resuming from checkpoints)."""
+    from curate.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path, list(overrides))
+    if dry_run:
+        _print_plan(recipe, limit)
+        return
+    from curate.pipeline import curate as run_curation
+    from curate.report.console import RichReporter, print_curate_summary
+
+    with RichReporter(_console()) as reporter:
+        result = run_curation(recipe, limit=limit, reporter=reporter)
+    print_curate_summary(_console(), result)
+
+
+def _print_plan(recipe, limit: int | None) -> None:
+    from rich.table import Table
+
+    from curate.pipeline import plan
+
+    files, steps, templates = plan(recipe, limit)
+    console = _console()
+    console.print(f"recipe [bold]{recipe.name}[/]: {len(files)} input files, run directory {recipe.run_dir}")
+    table = Table("step", "checkpoint", title="plan")
+    for step in steps:
+        table.add_row(step.label, "done (resumes)" if step.done else "to run")
+    table.add_row("mix+split+write", "to run")
+    console.print(table)
+    for generator, config in recipe.resolved_generators:
+        names = config.templates or sorted(n for n, t in templates.items() if t.kind == generator.kind)
+        console.print(f"generate {generator.kind}: templates {', '.join(names)}")
+
+
+@main.command()
+@handle_errors
+def stages() -> None:
+    """List the registered stages and generators with their config fields."""
+    from rich.table import Table
+
+    from curate.generate import GENERATORS
+    from curate.stages import all_stages
+
+    table = Table("stage", "what it does", "config (default): meaning", title="stages", show_lines=True)
+    for stage in all_stages():
+        table.add_row(stage.ref, stage.summary, _fields_text(stage.config))
+    gens = Table("generate kind", "what it makes", "config (default): meaning", title="generators", show_lines=True)
+    for kind in sorted(GENERATORS):
+        gen = GENERATORS[kind]
+        gens.add_row(kind, gen.summary, _fields_text(gen.config, skip={"kind"}))
+    console = _console()
+    console.print(table)
+    console.print(gens)
+
+
+def _fields_text(model, skip: set[str] = frozenset()) -> str:
+    lines = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"{name} ({json.dumps(default)}): {field.description or ''}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--dir", "dirs", multiple=True, type=click.Path(path_type=Path), help="Extra template folder.")
+@handle_errors
+def templates(dirs: tuple[Path, ...]) -> None:
+    """List the templates (built-in, and any --dir folders, searched first)."""
+    from rich.table import Table
+
+    from curate.templating import load_templates
+
+    table = Table("template", "kind", "requires", "description", "file", title="templates")
+    for spec in sorted(load_templates([str(d) for d in dirs]).values(), key=lambda s: (s.kind, s.name)):
+        table.add_row(spec.ref, spec.kind, ", ".join(spec.requires), spec.description, spec.path)
+    _console().print(table)
+
+
+@main.command()
+@click.argument("template_name", metavar="TEMPLATE")
+@click.option("--doc", "doc", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A document file.")
+@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), help="Recipe for persona and templates.")
+@click.option("--chunk", default=0, show_default=True, help="Which chunk of the document (after chunk.sections).")
+@click.option("--variant", default=0, show_default=True, help="Phrasing variant.")
+@handle_errors
+def render(template_name: str, doc: Path | None, recipe_path: Path | None, chunk: int, variant: int) -> None:
+    """Render TEMPLATE on a document (or the recipe's persona) and print the messages."""
+    from curate.render import render_preview
+
+    messages = render_preview(template_name, doc=doc, recipe_path=recipe_path, chunk=chunk, variant=variant)
+    console = _console()
+    for message in messages:
+        console.rule(message["role"])
+        console.print(message["content"], markup=False)
+
+
+@main.command()
+@click.argument("path", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--kind", default=None, help="Only examples of this kind.")
+@click.option("--reason", default=None, help="Only rejects with this reason (slug).")
+@click.option("--sample", default=3, show_default=True, help="Examples and rejects shown per kind or reason.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def inspect(path: Path, kind: str | None, reason: str | None, sample: int, as_json: bool) -> None:
+    """Counts per kind and split, drops by stage and reason, and a few examples of a dataset directory."""
+    from curate.report.inspect import inspect_dataset, print_inspection
+
+    data = inspect_dataset(path, kind=kind, reason=reason, sample=sample)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print_inspection(_console(), data)
+
+
+if __name__ == "__main__":
+    main()

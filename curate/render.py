@@ -1,0 +1,71 @@
+"""``gristmill render``: one template on one document, to see what a generator will make of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curate.errors import TemplateError
+
+
+def _document_rows(doc: Path, recipe) -> list[dict]:
+    """The document's rows after the recipe's normalize and chunk stages (defaults without a recipe)."""
+    from curate.readers import discover, read_documents
+    from curate.recipe import FieldsSection
+    from curate.rows import REJECT_REASON
+    from curate.stages import get_stage
+
+    result = read_documents(discover([str(doc)]), recipe.input.fields if recipe else FieldsSection())
+    if not result.rows:
+        reasons = "; ".join(f"{r['reason']}: {r['detail']}" for r in result.rejects) or "no documents"
+        raise TemplateError(f"{doc} gives no document to render: {reasons}")
+    configured = {s.name: (s, c) for s, c in recipe.resolved_stages} if recipe else {}
+    rows = result.rows
+    for name in ("normalize.text", "chunk.sections"):
+        stage, config = configured.get(name) or (get_stage(name), get_stage(name).config())
+        batch = {key: [r[key] for r in rows] for key in rows[0]}
+        out = stage.batch(batch, config)
+        rows = [
+            {key: out[key][i] for key in batch}
+            for i in range(len(out["id"]))
+            if not out.get(REJECT_REASON, [""] * len(out["id"]))[i]
+        ]
+        if not rows:
+            raise TemplateError(f"{doc}: nothing left after {stage.ref}")
+    return rows
+
+
+def render_preview(
+    name: str, *, doc: Path | None, recipe_path: Path | None, chunk: int = 0, variant: int = 0
+) -> list[dict[str, str]]:
+    from curate.generate import GenerateContext, get_generator
+    from curate.generate.persona import persona_variables
+    from curate.recipe import load_recipe
+    from curate.templating import Renderer, load_templates
+
+    recipe = load_recipe(recipe_path) if recipe_path else None
+    templates = load_templates(recipe.templates.dirs if recipe else [])
+    if name not in templates:
+        raise TemplateError(f"no template named {name!r}; run `gristmill templates` to list them")
+    spec = templates[name]
+    generator = get_generator(spec.kind)
+    ctx = GenerateContext([], templates, recipe.seed if recipe else 0, recipe.persona if recipe else None, Renderer())
+    if generator.row_variables is None:  # persona: no document, the recipe's persona
+        if recipe is None or recipe.persona is None:
+            raise TemplateError(f"{name} renders the persona; pass --recipe with a persona section")
+        titles = sorted({r["title"] for r in _document_rows(doc, recipe)}) if doc else ["(your document titles)"]
+        variables = persona_variables(recipe.persona, titles[:5], variant)
+    else:
+        if doc is None:
+            raise TemplateError(f"{name} renders a document; pass --doc FILE")
+        rows = _document_rows(doc, recipe)
+        if not 0 <= chunk < len(rows):
+            raise TemplateError(f"--chunk {chunk} is out of range: {doc} has {len(rows)} chunks (0..{len(rows) - 1})")
+        lenient = {"kind": spec.kind, "min_words": 1} if "min_words" in generator.config.model_fields else {}
+        variables = generator.row_variables(rows[chunk], generator.config.model_validate(lenient))
+        if variables is None:
+            raise TemplateError(f"chunk {chunk} of {doc} gives no {spec.kind} example (too short to summarize?)")
+        variables["variant"] = variant
+    example = ctx.example(spec.kind, spec, variables, source_ids=[], group="")
+    if example is None:
+        raise TemplateError(f"{spec.path} rendered an empty user or assistant turn")
+    return example["messages"]

@@ -1,0 +1,1 @@
+"""Showing results to people: rich progress and tables in the terminal, inspection of a dataset directory."""

@@ -1,0 +1,72 @@
+"""Rich progress for a curation run, and its summary tables."""
+
+from __future__ import annotations
+
+from curate.pipeline import CurateResult, Reporter, StepStat
+
+
+class RichReporter(Reporter):
+    """One progress line per step: a bar while it runs, then rows in and out."""
+
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+        )
+        self.task = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def step_started(self, step: str, total: int | None) -> None:
+        self.task = self.progress.add_task(step, total=total or None, note="")
+
+    def advance(self, n: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+    def step_finished(self, stat: StepStat) -> None:
+        if self.task is None:
+            return
+        dropped = sum(stat.rejected.values())
+        note = f"{stat.rows_in} → {stat.rows_out}" + (f", {dropped} dropped" if dropped else "")
+        note += " (checkpoint)" if stat.cached else ""
+        task = self.progress.tasks[self.task]
+        total = task.total if task.total else 1
+        self.progress.update(self.task, total=total, completed=total, note=note)
+        self.task = None
+
+
+def print_curate_summary(console, result: CurateResult) -> None:
+    from rich.table import Table
+
+    steps = Table("step", "rows in", "rows out", "dropped", "reasons", "seconds", title="curation")
+    for s in result.steps:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items()))
+        seconds = f"{s.seconds:.2f}" + (" (checkpoint)" if s.cached else "")
+        rows_in = f"{s.rows_in} files" if s.step == "read" else str(s.rows_in)
+        steps.add_row(s.step, rows_in, str(s.rows_out), str(sum(s.rejected.values())), reasons, seconds)
+    console.print(steps)
+    ex = result.stats["examples"]
+    kinds = Table("kind", "train", "test", title="examples")
+    for kind in sorted(set(ex["train"]) | set(ex["test"])):
+        kinds.add_row(kind, str(ex["train"].get(kind, 0)), str(ex["test"].get(kind, 0)))
+    kinds.add_row("[bold]total[/]", str(ex["total"]["train"]), str(ex["total"]["test"]))
+    console.print(kinds)
+    for note in result.stats["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(
+        f"dataset: [bold]{result.dataset_dir}[/]  rejects: {result.stats['rejects']['total']} "
+        f"in {result.dataset_dir / 'rejects' / 'rejects.jsonl'}  ({result.stats['wall_seconds']:.1f}s)"
+    )

@@ -1,0 +1,89 @@
+"""``gristmill init``: a commented starter recipe for a folder of documents."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+from curate.readers import READERS, discover
+from curate.readers.base import FileRejected, decode
+from curate.rows import slug
+
+_TEXT_FIELDS = ("text", "body", "content", "description", "message", "answer")
+_ID_FIELDS = ("id", "ticket_id", "doc_id", "uuid", "key")
+_TITLE_FIELDS = ("title", "subject", "name", "question", "summary")
+
+
+def _first_record_keys(path: Path) -> list[str]:
+    try:
+        text, _ = decode(path.read_bytes()[:65536])
+    except (FileRejected, OSError, UnicodeDecodeError):
+        return []
+    if path.suffix.lower() == ".csv":
+        return next(csv.reader(io.StringIO(text)), [])
+    for line in text.splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        return list(obj) if isinstance(obj, dict) else []
+    return []
+
+
+def _guess(keys: list[str], candidates: tuple[str, ...], default: str | None) -> str | None:
+    lowered = {k.lower(): k for k in keys}
+    return next((lowered[c] for c in candidates if c in lowered), default)
+
+
+def starter_recipe(docs_dir: Path, name: str | None = None) -> str:
+    files = discover([str(docs_dir)])
+    kinds = Counter(f.path.suffix.lower() or "(none)" for f in files)
+    found = ", ".join(f"{n} {ext}" for ext, n in sorted(kinds.items()))
+    unsupported = sorted(ext for ext in kinds if ext not in READERS)
+    keys: list[str] = []
+    for f in files:
+        if f.path.suffix.lower() in (".jsonl", ".csv"):
+            keys = _first_record_keys(f.path)
+            if keys:
+                break
+    text_field = _guess(keys, _TEXT_FIELDS, "text")
+    id_field = _guess(keys, _ID_FIELDS, "id")
+    title_field = _guess(keys, _TITLE_FIELDS, "title")
+    name = name or slug(docs_dir.resolve().name)
+    note = f"\n# No reader for {', '.join(unsupported)}: those files will be listed in rejects." if unsupported else ""
+    return f"""# gristmill recipe, written by `gristmill init {docs_dir}`.
+# Run it with: gristmill curate THIS_FILE      (relative paths are read from the current directory)
+# Found: {found}.{note}
+name: {name}
+seed: 13                      # seeds every choice: templates, phrasings, caps, the split
+
+input:
+  paths: [{docs_dir.as_posix()}]
+  # Field names in .jsonl/.csv records (guessed from the first record found).
+  fields: {{text: {text_field}, id: {id_field}, title: {title_field}}}
+
+stages:                       # run in this order; `gristmill stages` lists them all with their options
+  - {{use: normalize.text}}
+  - {{use: dedupe.exact}}     # whole documents, before chunking
+  - {{use: chunk.sections, with: {{max_words: 300, overlap_words: 30}}}}
+  - {{use: dedupe.exact}}     # repeated sections (boilerplate) after chunking
+  - {{use: filter.length, with: {{min_words: 8}}}}
+
+generate:                     # offline template generators; `gristmill templates` lists the templates
+  - {{kind: qa, per_doc: 2}}
+  - {{kind: summary}}
+  - {{kind: persona, count: 12}}
+
+persona:
+  name: Assistant
+  company: {name}
+  description: the documentation assistant
+  system: You are Assistant, a helpful assistant who answers from the company's documentation.
+
+mix: {{caps: {{}}, exclude_ids: []}}
+split: {{test_fraction: 0.15, min_test_per_kind: 30}}
+output: {{dir: runs/{name}}}
+"""
