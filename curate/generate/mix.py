@@ -119,7 +119,8 @@ def split_examples(
         in_test.update(ex["kind"] for ex in by_group[group])
 
     for kind in sorted(wanted):
-        for group in order:
+        # Smallest groups first: they meet this kind's minimum while pulling fewer other examples into test.
+        for group in sorted(order, key=lambda g: len(by_group[g])):
             if in_test[kind] >= wanted[kind]:
                 break
             kinds_here = Counter(ex["kind"] for ex in by_group[group])

@@ -50,7 +50,7 @@ def sniff_binary(data: bytes) -> bool:
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): BOMs first, then strict UTF-8, then charset-normalizer's guess, then cp1252."""
+    """(text, encoding): BOMs first, then strict UTF-8, then cp1252 or charset-normalizer's guess (see below)."""
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -65,13 +65,20 @@ def decode(data: bytes) -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     import charset_normalizer
+    from charset_normalizer.md import mess_ratio
 
     best = charset_normalizer.from_bytes(data).best()
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    # On short texts charset-normalizer often ties between single-byte code pages (cp1250, cp775, cp1252) and
+    # picks one that turns 'é' into 'ķ'. cp1252, by far the most common legacy encoding, wins unless it reads
+    # clearly worse (more "mess") than the detector's choice, as it does for Cyrillic or Greek bytes.
+    if western is not None and (best is None or mess_ratio(western, 1.0) <= best.chaos + 0.01):
+        return western, "cp1252"
     if best is not None and best.encoding:
         return str(best), best.encoding
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError as err:
-        raise FileRejected(
-            "undecodable", f"not UTF-8/16 and no encoding fits ({err}); re-save the file as UTF-8"
-        ) from None
+    raise FileRejected(
+        "undecodable", "not UTF-8/16 and no encoding fits, cp1252 included; re-save the file as UTF-8"
+    ) from None

@@ -18,14 +18,30 @@ class ExactDedupeConfig(BaseModel):
 
     lowercase: bool = Field(False, description="Compare texts case-insensitively.")
     ignore_whitespace: bool = Field(True, description="Compare texts with all whitespace runs as one space.")
+    boilerplate_min_docs: int | None = Field(
+        None,
+        ge=2,
+        description="A text found in at least this many documents is boilerplate (a footer, a disclaimer): "
+        "every copy is dropped. Null: keep the first copy as usual.",
+    )
 
 
 def _decide_exact(columns: Batch, config: ExactDedupeConfig) -> list[tuple[str, str] | None]:
     kept: dict[str, str] = {}
     decisions: list[tuple[str, str] | None] = [None] * len(columns["id"])
+    docs_per_hash: dict[str, set[str]] = {}
+    if config.boilerplate_min_docs:
+        for row_id, digest in zip(columns["id"], columns["_exact_hash"], strict=True):
+            docs_per_hash.setdefault(digest, set()).add(row_id.rsplit("#", 1)[0])
     for i in sorted(range(len(decisions)), key=lambda i: (columns["ordinal"][i], i)):
         digest = columns["_exact_hash"][i]
-        if digest in kept:
+        n_docs = len(docs_per_hash.get(digest, ()))
+        if config.boilerplate_min_docs and n_docs >= config.boilerplate_min_docs:
+            decisions[i] = (
+                "boilerplate",
+                f"the same text is in {n_docs} documents (boilerplate_min_docs={config.boilerplate_min_docs})",
+            )
+        elif digest in kept:
             decisions[i] = (
                 f"exact_duplicate_of:{kept[digest]}",
                 f"same text as {kept[digest]} (sha256 {digest[:12]})",
