@@ -9,9 +9,9 @@ from curate.errors import TemplateError
 
 def _document_rows(doc: Path, recipe) -> list[dict]:
     """The document's rows after the recipe's normalize and chunk stages (defaults without a recipe)."""
+    from curate.executors.memory import run_stage_in_memory
     from curate.readers import discover, read_documents
     from curate.recipe import FieldsSection
-    from curate.rows import REJECT_REASON
     from curate.stages import get_stage
 
     result = read_documents(discover([str(doc)]), recipe.input.fields if recipe else FieldsSection())
@@ -22,13 +22,7 @@ def _document_rows(doc: Path, recipe) -> list[dict]:
     rows = result.rows
     for name in ("normalize.text", "chunk.sections"):
         stage, config = configured.get(name) or (get_stage(name), get_stage(name).config())
-        batch = {key: [r[key] for r in rows] for key in rows[0]}
-        out = stage.batch(batch, config)
-        rows = [
-            {key: out[key][i] for key in batch}
-            for i in range(len(out["id"]))
-            if not out.get(REJECT_REASON, [""] * len(out["id"]))[i]
-        ]
+        rows, _ = run_stage_in_memory(stage, config, rows)
         if not rows:
             raise TemplateError(f"{doc}: nothing left after {stage.ref}")
     return rows

@@ -30,9 +30,10 @@ def is_fence(line: str) -> bool:
 class Block:
     """A unit of Markdown that chunking never cuts through: heading, paragraph, table or fenced code."""
 
-    kind: str  # "heading" | "paragraph" | "table" | "code" | "rule" (a thematic break, ---)
+    kind: str  # "heading" | "paragraph" | "sentence" | "table" | "code" | "rule" (a thematic break, ---)
     text: str
     level: int = 0  # heading level, 0 for other kinds
+    paragraph: int = -1  # for "sentence" pieces of a split paragraph: which paragraph, so they rejoin with spaces
 
     @property
     def words(self) -> int:

@@ -82,7 +82,7 @@ def _split_table(block: Block, max_words: int) -> list[Block]:
 def _units(blocks: list[Block], max_words: int) -> list[Block]:
     """Blocks cut to fit the budget where a cut is allowed: paragraphs by sentence, tables by row."""
     units: list[Block] = []
-    for block in blocks:
+    for n, block in enumerate(blocks):
         if block.words <= max_words or block.kind == "code":
             units.append(block)
         elif block.kind == "table":
@@ -91,24 +91,33 @@ def _units(blocks: list[Block], max_words: int) -> list[Block]:
             for sentence in split_sentences(block.text):
                 words = sentence.split()
                 for start in range(0, len(words), max_words):  # a "sentence" longer than the budget
-                    units.append(Block("paragraph", " ".join(words[start : start + max_words])))
+                    units.append(Block("sentence", " ".join(words[start : start + max_words]), paragraph=n))
     return units
 
 
 def _overlap(units: list[Block], overlap_words: int) -> list[Block]:
     """Trailing sentences of the previous chunk's prose, at most overlap_words words in all."""
-    carried: list[str] = []
+    carried: list[Block] = []
     total = 0
     for unit in reversed(units):
-        if unit.kind != "paragraph":
+        if unit.kind not in ("paragraph", "sentence"):
             break
         for sentence in reversed(split_sentences(unit.text)):
             words = count_words(sentence)
             if total + words > overlap_words:
-                return [Block("paragraph", " ".join(carried))] if carried else []
-            carried.insert(0, sentence)
+                return carried
+            carried.insert(0, Block("sentence", sentence, paragraph=unit.paragraph))
             total += words
-    return [Block("paragraph", " ".join(carried))] if carried else []
+    return carried
+
+
+def _join(units: list[Block]) -> str:
+    """Blocks apart by a blank line; sentences of one paragraph by a space."""
+    text = ""
+    for prev, unit in zip([None, *units], units, strict=False):
+        same_paragraph = prev is not None and prev.kind == unit.kind == "sentence" and prev.paragraph == unit.paragraph
+        text += (" " if same_paragraph else "\n\n" if prev is not None else "") + unit.text
+    return text
 
 
 def pack_section(blocks: list[Block], max_words: int, overlap_words: int) -> list[str]:
@@ -127,7 +136,7 @@ def pack_section(blocks: list[Block], max_words: int, overlap_words: int) -> lis
         fresh += unit.words
     if fresh:
         chunks.append(current)
-    return ["\n\n".join(u.text for u in chunk) for chunk in chunks]
+    return [_join(chunk) for chunk in chunks]
 
 
 @register("chunk.sections", version=1, config=ChunkConfig, expands=True)
