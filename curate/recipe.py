@@ -204,22 +204,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def _resolve_parts(recipe: Recipe) -> list[str]:
+def _resolve_parts(raw: dict[str, Any]) -> tuple[list[str], list, list]:
+    """Validate each stage's ``with`` and each generator entry against their registered configs.
+
+    Works on the raw mapping, so these problems are reported together with the top-level ones."""
     from curate.generate import get_generator
     from curate.stages import get_stage
 
     problems: list[str] = []
-    for i, step in enumerate(recipe.stages):
+    stages, generators = [], []
+    for i, step in enumerate(raw.get("stages") or []):
+        if not isinstance(step, dict) or not isinstance(step.get("use"), str):
+            continue  # the top-level validation reports its shape
         try:
-            stage = get_stage(step.use, step.version)
+            stage = get_stage(step["use"], step.get("version") if isinstance(step.get("version"), int) else None)
         except GristmillError as err:
             problems.append(f"stages.{i}.use: {err}")
             continue
         try:
-            recipe._stages.append((stage, stage.config.model_validate(step.with_)))
+            stages.append((stage, stage.config.model_validate(step.get("with") or {})))
         except ValidationError as err:
             problems += _format_errors(err, f"stages.{i}.with", stage.config)
-    for i, entry in enumerate(recipe.generate):
+    for i, entry in enumerate(raw.get("generate") or []):
         kind = entry.get("kind") if isinstance(entry, dict) else None
         if not kind:
             problems.append(f"generate.{i}: each entry needs a kind, for example {{kind: qa, per_doc: 3}}")
@@ -230,29 +236,27 @@ def _resolve_parts(recipe: Recipe) -> list[str]:
             problems.append(f"generate.{i}.kind: {err}")
             continue
         try:
-            recipe._generators.append((generator, generator.config.model_validate(entry)))
+            generators.append((generator, generator.config.model_validate(entry)))
         except ValidationError as err:
             problems += _format_errors(err, f"generate.{i}", generator.config)
-        if kind == "persona" and recipe.persona is None:
+        if kind == "persona" and not raw.get("persona"):
             problems.append(
                 f"generate.{i}: kind persona needs a persona section; add persona: {{name: ..., system: ...}}"
             )
-    return problems
+    return problems, stages, generators
 
 
 def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, input:, ...), got {type(raw).__name__}")
+    problems, stages, generators = _resolve_parts(raw)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as err:
-        problems = _format_errors(err, "", Recipe)
-        raise RecipeError(
-            f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)
-        ) from None
-    problems = _resolve_parts(recipe)
+        problems = _format_errors(err, "", Recipe) + problems
     if problems:
         raise RecipeError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+    recipe._stages, recipe._generators = stages, generators
     return recipe
 
 

@@ -1,0 +1,85 @@
+"""Mix (caps, ratios, review exclusions, duplicate examples) and the grouped, seeded split."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from curate.errors import RecipeError
+from curate.generate.mix import mix_examples, split_examples
+from curate.recipe import MixSection, SplitSection
+from tests.conftest import write
+
+
+def ex(i: int, kind: str = "qa", group: str | None = None) -> dict:
+    return {
+        "id": f"{kind}-{i}",
+        "messages": [{"role": "user", "content": str(i)}],
+        "kind": kind,
+        "source_ids": [],
+        "group": group or f"g{i}",
+        "template": "t@1",
+        "generator": "template",
+        "meta": "{}",
+    }
+
+
+def test_caps_keep_a_seeded_subset_and_reject_the_rest():
+    examples = [ex(i) for i in range(10)] + [ex(i, "summary") for i in range(3)]
+    kept, rejects = mix_examples(examples, MixSection(caps={"qa": 4}), seed=1)
+    assert Counter(e["kind"] for e in kept) == {"qa": 4, "summary": 3}
+    assert len(rejects) == 6 and {r["reason"] for r in rejects} == {"over_kind_limit"}
+    assert "limited to 4 by mix.caps" in rejects[0]["detail"]
+    again, _ = mix_examples(examples, MixSection(caps={"qa": 4}), seed=1)
+    other, _ = mix_examples(examples, MixSection(caps={"qa": 4}), seed=2)
+    assert again == kept and other != kept
+    assert [e["id"] for e in kept] == sorted((e["id"] for e in kept), key=[x["id"] for x in examples].index)
+
+
+def test_ratios_downsample_to_the_scarcest_kind():
+    examples = [ex(i) for i in range(30)] + [ex(i, "summary") for i in range(5)] + [ex(i, "persona") for i in range(7)]
+    kept, _ = mix_examples(examples, MixSection(ratios={"qa": 2, "summary": 1}), seed=0)
+    assert Counter(e["kind"] for e in kept) == {"qa": 10, "summary": 5, "persona": 7}
+
+
+def test_exclude_ids_from_list_and_file(tmp_path):
+    examples = [ex(i) for i in range(5)]
+    kept, rejects = mix_examples(examples, MixSection(exclude_ids=["qa-1", "qa-3"]), seed=0)
+    assert [e["id"] for e in kept] == ["qa-0", "qa-2", "qa-4"]
+    assert [(r["id"], r["reason"]) for r in rejects] == [("qa-1", "excluded_by_review"), ("qa-3", "excluded_by_review")]
+    review = write(tmp_path / "review.txt", "# reviewed by Sam\nqa-0\n{\"id\": \"qa-4\", \"why\": \"wrong\"}\n")
+    kept, _ = mix_examples(examples, MixSection(exclude_ids=str(review)), seed=0)
+    assert [e["id"] for e in kept] == ["qa-1", "qa-2", "qa-3"]
+    with pytest.raises(RecipeError, match="does not exist"):
+        mix_examples(examples, MixSection(exclude_ids=str(tmp_path / "nope.txt")), seed=0)
+
+
+def test_duplicate_examples_are_rejected_not_silently_dropped():
+    kept, rejects = mix_examples([ex(1), ex(1), ex(2)], MixSection(), seed=0)
+    assert len(kept) == 2 and rejects[0]["reason"] == "duplicate_example"
+
+
+def test_split_is_grouped_seeded_and_meets_minimums():
+    examples = []
+    for doc in range(40):
+        examples += [ex(doc * 10 + j, "qa", f"doc{doc}") for j in range(3)]
+        examples.append(ex(doc, "summary", f"doc{doc}"))
+    examples += [ex(i, "persona", f"template:p{i % 4}") for i in range(12)]
+    train, test, notes = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=5)
+    assert len(train) + len(test) == len(examples)
+    assert not {e["group"] for e in train} & {e["group"] for e in test}
+    counts = Counter(e["kind"] for e in test)
+    assert counts["qa"] >= 10 and counts["summary"] >= 10
+    assert counts["persona"] == 6  # at most half of a kind goes to test
+    assert len(test) >= 0.2 * len(examples)
+    assert notes == ["persona: 6 test examples, fewer than split.min_test_per_kind=10"]
+    same = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=5)
+    other = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=6)
+    assert same[1] == test and other[1] != test
+
+
+def test_a_kind_from_one_group_stays_in_train():
+    examples = [ex(i, "qa", f"d{i}") for i in range(10)] + [ex(i, "persona", "template:only") for i in range(4)]
+    train, test, _ = split_examples(examples, SplitSection(test_fraction=0.3, min_test_per_kind=2), seed=0)
+    assert all(e["kind"] == "qa" for e in test)
