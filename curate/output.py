@@ -34,6 +34,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def save_dataset(dataset, path: Path) -> None:
+    """save_to_disk, with one (empty) shard for an empty dataset: with none, load_from_disk fails."""
+    dataset.save_to_disk(str(path), num_shards=1 if len(dataset) == 0 else None)
+
+
 def _example_split(rows: list[dict[str, Any]]):
     import pyarrow as pa
     from datasets import Dataset, DatasetInfo
@@ -72,14 +77,17 @@ def write_dataset(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        DatasetDict({"train": _example_split(train), "test": _example_split(test)}).save_to_disk(str(tmp / "data"))
+        splits = DatasetDict({"train": _example_split(train), "test": _example_split(test)})
+        splits.save_to_disk(
+            str(tmp / "data"), num_shards={name: 1 if len(ds) == 0 else None for name, ds in splits.items()}
+        )
         write_jsonl(tmp / "train.jsonl", train)
         write_jsonl(tmp / "test.jsonl", test)
 
         docs = load_from_disk(str(documents_rows))
         docs = Dataset(docs.data.table, info=docs.info, fingerprint=short_hash("documents", docs._fingerprint))
-        docs.save_to_disk(str(tmp / "documents" / "data"))
-        write_jsonl(tmp / "documents" / "documents.jsonl", docs.to_list())
+        save_dataset(docs, tmp / "documents" / "data")
+        write_jsonl(tmp / "documents" / "documents.jsonl", docs.data.table.to_pylist())
 
         (tmp / "rejects").mkdir()
         write_jsonl(tmp / "rejects" / "rejects.jsonl", rejects)

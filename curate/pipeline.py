@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import __version__
-from curate.output import dataset_card, read_jsonl, write_dataset, write_jsonl
+from curate.output import dataset_card, read_jsonl, save_dataset, write_dataset, write_jsonl
 from curate.readers import READ_STAGE, discover, fingerprint_files, read_documents
 from curate.rows import DOC_COLUMNS, REJECT_DETAIL, REJECT_REASON, SCRATCH_PREFIX, reject_envelope
 from curate.text import count_words
@@ -83,9 +83,11 @@ class _Steps:
         return PlannedStep(f"{index:02d}-{name}", key, self.root / f"{index:02d}-{name}" / key[:20])
 
     def begin(self, step: PlannedStep) -> Path:
+        step.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in step.path.parent.glob(".tmp-*"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = step.path.parent / f".tmp-{step.path.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp.mkdir()
         return tmp
 
     def commit(self, step: PlannedStep, tmp: Path) -> None:
@@ -103,7 +105,7 @@ def _save_rows(table, path: Path, key: str) -> int:
 
     features = doc_features()
     table = table.select(list(DOC_COLUMNS)).cast(features.arrow_schema)
-    Dataset(table, info=DatasetInfo(features=features), fingerprint=key[:32]).save_to_disk(str(path))
+    save_dataset(Dataset(table, info=DatasetInfo(features=features), fingerprint=key[:32]), path)
     return table.num_rows
 
 
@@ -216,7 +218,7 @@ def _generate_step(
     from curate.templating import Renderer
 
     start = time.perf_counter()
-    documents = load_from_disk(str(upstream / "rows")).to_list()
+    documents = load_from_disk(str(upstream / "rows")).data.table.to_pylist()
     ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer())
     examples: list[dict[str, Any]] = []
     for generator, config in recipe.resolved_generators:
@@ -324,8 +326,11 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
     rejects = [r for step in planned for r in read_jsonl(step.path / "rejects.jsonl")] + mix_rejects
     documents = load_from_disk(str(last_docs / "rows"))
     sources = Counter(documents["source"]) if len(documents) else Counter()
-    if recipe.resolved_generators and not mixed:
-        notes.append("no examples were generated: check the generate section and the rejects")
+    for i, (generator, _) in enumerate(recipe.resolved_generators):
+        if not generated.get(generator.kind):
+            notes.append(
+                f"generate.{i} ({generator.kind}) made no examples: check its sources and min_words, and the rejects"
+            )
     stats_doc = {
         "gristmill_version": __version__,
         "recipe": recipe.name,
@@ -371,4 +376,4 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         behaviours=behaviours,
         card=dataset_card(recipe, stats_doc, dict(sources)),
     )
-    return CurateResult(recipe.run_dir, dataset_dir, stats_doc, stats)
+    return CurateResult(recipe.run_dir.resolve(), dataset_dir.resolve(), stats_doc, stats)

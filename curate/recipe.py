@@ -94,6 +94,7 @@ class Recipe(_Strict):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     output: OutputSection | None = Field(None, description="Default: runs/<name>.")
+    gristmill_version: str | None = Field(None, description="Written into recipe.resolved.yaml; not read.")
 
     _stages: list = PrivateAttr(default_factory=list)  # [(Stage, config)]
     _generators: list = PrivateAttr(default_factory=list)  # [(Generator, config)]

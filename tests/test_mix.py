@@ -47,8 +47,11 @@ def test_exclude_ids_from_list_and_file(tmp_path):
     examples = [ex(i) for i in range(5)]
     kept, rejects = mix_examples(examples, MixSection(exclude_ids=["qa-1", "qa-3"]), seed=0)
     assert [e["id"] for e in kept] == ["qa-0", "qa-2", "qa-4"]
-    assert [(r["id"], r["reason"]) for r in rejects] == [("qa-1", "excluded_by_review"), ("qa-3", "excluded_by_review")]
-    review = write(tmp_path / "review.txt", "# reviewed by Sam\nqa-0\n{\"id\": \"qa-4\", \"why\": \"wrong\"}\n")
+    assert [(r["id"], r["reason"]) for r in rejects] == [
+        ("qa-1", "excluded_by_review"),
+        ("qa-3", "excluded_by_review"),
+    ]
+    review = write(tmp_path / "review.txt", '# reviewed by Sam\nqa-0\n{"id": "qa-4", "why": "wrong"}\n')
     kept, _ = mix_examples(examples, MixSection(exclude_ids=str(review)), seed=0)
     assert [e["id"] for e in kept] == ["qa-1", "qa-2", "qa-3"]
     with pytest.raises(RecipeError, match="does not exist"):
@@ -81,5 +84,5 @@ def test_split_is_grouped_seeded_and_meets_minimums():
 
 def test_a_kind_from_one_group_stays_in_train():
     examples = [ex(i, "qa", f"d{i}") for i in range(10)] + [ex(i, "persona", "template:only") for i in range(4)]
-    train, test, _ = split_examples(examples, SplitSection(test_fraction=0.3, min_test_per_kind=2), seed=0)
+    _train, test, _ = split_examples(examples, SplitSection(test_fraction=0.3, min_test_per_kind=2), seed=0)
     assert all(e["kind"] == "qa" for e in test)
