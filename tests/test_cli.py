@@ -1,0 +1,107 @@
+"""The gristmill command: exit codes, messages, every command documented, and a light --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from curate.cli import main
+from tests.conftest import REPO, write
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps tables to the terminal width
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys; from curate.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'trl', 'datasets'})\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert "HEAVY []" in out
+    assert "curate" in out and "init" in out
+
+
+def test_console_script_is_installed():
+    exe = subprocess.run(["gristmill", "--version"], capture_output=True, text=True, check=True)
+    assert exe.stdout.startswith("gristmill, version ")
+
+
+def test_every_command_has_help_and_is_in_the_readme(cli):
+    readme = (REPO / "README.md").read_text()
+    for name, command in main.commands.items():
+        assert command.help, name
+        assert cli(name, "--help").exit_code == 0
+        assert f"gristmill {name}" in readme, f"README documents `gristmill {name}`"
+
+
+def test_curate_errors_have_exit_codes_and_messages(cli, in_tmp):
+    result = cli("curate", "missing.yaml")
+    assert result.exit_code == 2 and "not found" in result.output and "gristmill init" in result.output
+    write(in_tmp / "r.yaml", "name: t\ninput: {paths: [docs]}\nstages: [{use: normalize.txt}]\n")
+    result = cli("curate", "r.yaml")
+    assert result.exit_code == 2 and "stages.0.use" in result.output and "normalize.text" in result.output
+    write(in_tmp / "r.yaml", "name: t\ninput: {paths: [nowhere]}\n")
+    result = cli("curate", "r.yaml")
+    assert result.exit_code == 3 and "input.paths[0]: 'nowhere' matches no file" in result.output
+    result = cli("curate", "r.yaml", "--set", "seed")
+    assert result.exit_code == 2 and "key.path=value" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_init_then_dry_run_then_curate_then_inspect(cli, in_tmp):
+    write(in_tmp / "docs" / "policy.md", "# Policy\n\n## Returns\n\n" + "You can return items within 30 days. " * 10)
+    write(in_tmp / "docs" / "faq.html", "<h1>FAQ</h1><h2>Hours?</h2><p>" + "We open at nine every day. " * 10 + "</p>")
+    assert cli("init", "docs").exit_code == 0
+    assert cli("init", "docs").exit_code == 2  # refuses to overwrite
+    dry = cli("curate", "recipe.yaml", "--dry-run")
+    assert dry.exit_code == 0 and "to run" in dry.output and "02 files" not in dry.output
+    assert not (in_tmp / "runs").exists()
+    run = cli("curate", "recipe.yaml")
+    assert run.exit_code == 0, run.output
+    assert "qa" in run.output and "runs/docs/dataset" in run.output
+    dry = cli("curate", "recipe.yaml", "--dry-run")
+    assert "done (resumes)" in dry.output
+    shown = cli("inspect", "runs/docs")
+    assert shown.exit_code == 0 and "drop funnel" in shown.output
+    data = json.loads(cli("inspect", "runs/docs/dataset", "--json", "--kind", "qa", "--sample", "1").output)
+    assert set(data["examples"]) == {"qa"} and len(data["examples"]["qa"]) == 1
+    assert data["counts"]["train"]["qa"] + data["counts"]["test"].get("qa", 0) > 0
+
+
+def test_inspect_names_what_to_run_for_a_wrong_folder(cli, in_tmp):
+    result = cli("inspect", ".")
+    assert result.exit_code == 6 and "gristmill curate" in result.output
+
+
+def test_stages_and_templates_list_everything(cli):
+    out = cli("stages").output
+    for ref in ("normalize.text@1", "dedupe.exact@1", "chunk.sections@1", "filter.length@1", "max_words"):
+        assert ref in out
+    assert "persona" in out and "per_doc" in out
+    out = cli("templates").output
+    assert "qa.what_about@1" in out and "persona.who_are_you@1" in out
+
+
+def test_render_shows_messages_and_keeps_text_literal(cli, in_tmp):
+    write(in_tmp / "doc.md", "# Guide\n\n## Braces\n\nType {{ 7*7 }} to see the template escape works fine here.")
+    out = cli("render", "qa.what_about", "--doc", "doc.md", "--chunk", "0")
+    assert out.exit_code == 0 and "{{ 7*7 }}" in out.output and "49" not in out.output
+    out = cli("render", "qa.what_about", "--doc", "doc.md", "--chunk", "5")
+    assert out.exit_code == 4 and "out of range" in out.output
+    out = cli("render", "persona.who_are_you")
+    assert out.exit_code == 4 and "--recipe" in out.output
