@@ -165,7 +165,8 @@ def _stage_step(
             for c in table.column_names
             if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
         }
-        decisions = stage.decide(columns, config) if table.num_rows else []
+        texts = table.column("text")
+        decisions = stage.decide(columns, config, lambda idx: texts.take(idx).to_pylist()) if table.num_rows else []
         for name in (REJECT_REASON, REJECT_DETAIL):
             if name in table.column_names:
                 table = table.drop_columns([name])

@@ -23,7 +23,9 @@ def run_stage_in_memory(stage, config, rows: list[Row], batch_size: int = 256) -
         out += [{key: values[i] for key, values in result.items()} for i in range(len(next(iter(result.values()))))]
     if stage.decide is not None and out:
         names = [k for k in out[0] if k in ("id", "ordinal") or k.startswith(SCRATCH_PREFIX)]
-        decisions = stage.decide({k: [r[k] for r in out] for k in names}, config)
+        decisions = stage.decide(
+            {k: [r[k] for r in out] for k in names}, config, lambda idx: [out[i]["text"] for i in idx]
+        )
         for row, decision in zip(out, decisions, strict=True):
             row[REJECT_REASON], row[REJECT_DETAIL] = decision or ("", "")
     kept, dropped = [], []

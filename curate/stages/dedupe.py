@@ -26,7 +26,7 @@ class ExactDedupeConfig(BaseModel):
     )
 
 
-def _decide_exact(columns: Batch, config: ExactDedupeConfig) -> list[tuple[str, str] | None]:
+def _decide_exact(columns: Batch, config: ExactDedupeConfig, fetch_text=None) -> list[tuple[str, str] | None]:
     kept: dict[str, str] = {}
     decisions: list[tuple[str, str] | None] = [None] * len(columns["id"])
     docs_per_hash: dict[str, set[str]] = {}

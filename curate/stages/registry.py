@@ -6,7 +6,7 @@ output must not depend on how rows are batched (tests/test_stages.py checks each
 
 A *global* stage (dedupe) also has a ``decide`` phase: its batch function only adds scratch columns
 (signatures, prefixed ``_``), and ``decide`` sees those columns for all rows at once, in ``ordinal`` order,
-and returns one ``(reason, detail)`` or ``None`` per row.
+and returns one ``(reason, detail)`` or ``None`` per row. It may fetch the text of chosen rows again.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from curate.errors import StageError
 
 Batch = dict[str, list[Any]]
 BatchFn = Callable[[Batch, Any], Batch]
-DecideFn = Callable[[Batch, Any], list[tuple[str, str] | None]]
+# decide(columns, config, fetch_text): fetch_text(row indices) returns those rows' texts, for stages that must
+# look at a few rows again (MinHash verification) without holding every text in memory.
+DecideFn = Callable[[Batch, Any, Callable[[list[int]], list[str]]], list[tuple[str, str] | None]]
 
 
 @dataclass(frozen=True)
