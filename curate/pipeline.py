@@ -41,6 +41,7 @@ class StepStat:
     rows_in: int
     rows_out: int
     rejected: dict[str, int] = field(default_factory=dict)  # reason slug (before any ':') -> count
+    counters: dict[str, int] = field(default_factory=dict)  # sums of a stage's _count_<name> columns
     seconds: float = 0.0
     cached: bool = False
     expands: bool = False
@@ -175,6 +176,11 @@ def _stage_step(
     if REJECT_REASON not in table.column_names:
         table = table.append_column(REJECT_REASON, pa.array([""] * table.num_rows, pa.string()))
         table = table.append_column(REJECT_DETAIL, pa.array([""] * table.num_rows, pa.string()))
+    counters = {
+        c[len("_count_") :]: int(pc.sum(table.column(c)).as_py() or 0)
+        for c in table.column_names
+        if c.startswith("_count_")
+    }
     dropped_mask = pc.not_equal(table.column(REJECT_REASON), "")
     kept_rows = _save_rows(table.filter(pc.invert(dropped_mask)), tmp / "rows", step.key)
     dropped = table.filter(dropped_mask)
@@ -189,6 +195,7 @@ def _stage_step(
         rejected=dict(Counter(reason_slug(r["reason"]) for r in rejects)),
         seconds=round(time.perf_counter() - start, 3),
         expands=stage.expands,
+        counters=counters,
     )
     _write_step_meta(tmp, stat, rejects)
     steps.commit(step, tmp)
@@ -274,10 +281,14 @@ def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None
     steps = _Steps(recipe.run_dir)
     stats: list[StepStat] = []
     doc_steps = planned[: len(recipe.resolved_stages) + 1]
+    must_run = [not step.done for step in doc_steps]
+    for i in range(len(doc_steps) - 1, 0, -1):  # a step to run needs its upstream rows; a scrub may have removed them
+        if must_run[i] and not (doc_steps[i - 1].path / "rows").is_dir():
+            must_run[i - 1] = True
     for index, step in enumerate(doc_steps):
         stage_info = recipe.resolved_stages[index - 1] if index else None
         label = stage_info[0].ref if stage_info else READ_STAGE
-        if step.done:
+        if not must_run[index]:
             stat = _cached_stat(step)
             reporter.step_started(label, 0)
         else:
@@ -288,6 +299,8 @@ def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None
                 stat = _stage_step(recipe, *stage_info, doc_steps[index - 1].path, step, steps, reporter)
         stats.append(stat)
         reporter.step_finished(stat)
+        if stage_info and stage_info[0].scrubs:
+            _scrub_earlier_steps(doc_steps[:index], stage_info)
     last_docs = doc_steps[-1].path
     examples: list[dict[str, Any]] = []
     if recipe.resolved_generators:
@@ -298,6 +311,24 @@ def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None
         reporter.step_finished(stat)
         examples = read_jsonl(step.path / "examples.jsonl")
     return _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall)
+
+
+def _scrub_earlier_steps(earlier: list[PlannedStep], stage_info) -> None:
+    """After a scrubbing stage: rewrite earlier rejects through it and delete earlier rows (the originals)."""
+    stage, config = stage_info
+    for step in earlier:
+        marker = step.path / "scrubbed_by"
+        if marker.is_file() and marker.read_text() == stage.ref:
+            continue
+        rejects = read_jsonl(step.path / "rejects.jsonl")
+        for r in rejects:
+            r["detail"] = stage.scrubs(r["detail"], config)
+            if r["row"] is not None:
+                r["row"] = stage.scrubs(r["row"], config)
+        write_jsonl(step.path / "rejects.jsonl.tmp", rejects)
+        os.replace(step.path / "rejects.jsonl.tmp", step.path / "rejects.jsonl")
+        shutil.rmtree(step.path / "rows", ignore_errors=True)
+        marker.write_text(stage.ref)
 
 
 def _rows_in(step: PlannedStep) -> int:

@@ -4,6 +4,8 @@ A stage's batch function maps a batch of document rows (``dict[str, list]``) to 
 drops a row by filling ``_reject_reason`` / ``_reject_detail``; the pipeline moves such rows to rejects/. Its
 output must not depend on how rows are batched (tests/test_stages.py checks each registered stage).
 
+Integer scratch columns named ``_count_<name>`` are summed into the step's ``counters`` in stats.json.
+
 A *global* stage (dedupe) also has a ``decide`` phase: its batch function only adds scratch columns
 (signatures, prefixed ``_``), and ``decide`` sees those columns for all rows at once, in ``ordinal`` order,
 and returns one ``(reason, detail)`` or ``None`` per row. It may fetch the text of chosen rows again.
@@ -35,6 +37,9 @@ class Stage:
     batch: BatchFn
     decide: DecideFn | None = None
     expands: bool = False  # emits rows per input rather than one row per input (chunking)
+    # A scrubbing stage (pii.redact) gives scrubs(text, config) -> text; once it has run, the pipeline rewrites
+    # the rejects of earlier steps through it and deletes their checkpointed rows.
+    scrubs: Callable[[str, Any], str] | None = None
 
     @property
     def ref(self) -> str:
@@ -53,7 +58,13 @@ _REGISTRY: dict[str, dict[int, Stage]] = {}
 
 
 def register(
-    name: str, *, version: int, config: type[BaseModel], decide: DecideFn | None = None, expands: bool = False
+    name: str,
+    *,
+    version: int,
+    config: type[BaseModel],
+    decide: DecideFn | None = None,
+    expands: bool = False,
+    scrubs: Callable[[str, Any], str] | None = None,
 ) -> Callable[[BatchFn], BatchFn]:
     """Register the decorated batch function as stage ``name@version``."""
     if "." not in name:
@@ -63,7 +74,7 @@ def register(
         versions = _REGISTRY.setdefault(name, {})
         if version in versions:
             raise ValueError(f"stage {name}@{version} registered twice")
-        versions[version] = Stage(name, version, config, fn, decide, expands)
+        versions[version] = Stage(name, version, config, fn, decide, expands, scrubs)
         return fn
 
     return wrap
