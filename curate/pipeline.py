@@ -93,6 +93,9 @@ class _Steps:
 
     def commit(self, step: PlannedStep, tmp: Path) -> None:
         shutil.rmtree(tmp / "_scratch", ignore_errors=True)
+        if step.path.exists():  # re-run of a step whose rows a scrubbing stage removed
+            stale = step.path.parent / f".tmp-stale-{os.getpid()}"
+            os.replace(step.path, stale)
         os.replace(tmp, step.path)
         for sibling in step.path.parent.iterdir():  # stale keys of this step: a changed recipe replaced them
             if sibling != step.path:

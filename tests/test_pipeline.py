@@ -161,13 +161,16 @@ def test_changed_stage_config_reruns_from_that_stage(tmp_path, monkeypatch):
     _copy_sample(tmp_path)
     monkeypatch.chdir(tmp_path)
     curate(load_recipe("recipe.yaml"))
-    changed = curate(load_recipe("recipe.yaml", ["stages.4.with.min_words=30"]))
-    cached = {s.step: s.cached for s in changed.steps}
-    assert [s.cached for s in changed.steps[:5]] == [True] * 5
-    assert cached["filter.length@1"] is False and cached["generate"] is False
-    assert changed.steps[5].rejected.get("too_short", 0) > 0
-    seed_changed = curate(load_recipe("recipe.yaml", ["stages.4.with.min_words=30", "seed=99"]))
-    assert seed_changed.steps[0].cached and not seed_changed.steps[1].cached
+    changed = curate(load_recipe("recipe.yaml", ["stages.6.with.min_words=30"]))
+    by_step = {s.step: s for s in changed.steps}
+    assert [s.cached for s in changed.steps[:7]] == [True] * 7
+    assert by_step["filter.length@1"].cached is False and by_step["generate"].cached is False
+    assert by_step["filter.length@1"].rejected.get("too_short", 0) > 0
+    seed_changed = curate(load_recipe("recipe.yaml", ["stages.6.with.min_words=30", "seed=99"]))
+    # The seed is in every stage key; read runs again too, since pii.redact removed its rows (the originals).
+    assert not any(s.cached for s in seed_changed.steps)
+    read_dirs = list((tmp_path / "runs/acme-support/work/steps/00-read").iterdir())
+    assert len(read_dirs) == 1 and not read_dirs[0].name.startswith(".tmp")  # stale checkpoints are cleaned
 
 
 def test_resume_after_kill_9_gives_identical_output(tmp_path, monkeypatch):
@@ -228,7 +231,7 @@ def test_limit_and_empty_results(tmp_path, monkeypatch):
     assert limited.stats["input"]["documents"] == 3
     nothing = curate(
         load_recipe(
-            "recipe.yaml", ["output.dir=nothing", "stages.4.with.min_words=1000", "stages.4.with.max_words=null"]
+            "recipe.yaml", ["output.dir=nothing", "stages.6.with.min_words=1000", "stages.6.with.max_words=null"]
         )
     )
     assert set(nothing.stats["examples"]["generated"]) == {"persona"}
