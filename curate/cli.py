@@ -129,8 +129,8 @@ def _fields_text(model, skip: set[str] = frozenset()) -> str:
     for name, field in model.model_fields.items():
         if name in skip:
             continue
-        default = field.get_default(call_default_factory=True)
-        lines.append(f"{name} ({json.dumps(default)}): {field.description or ''}")
+        default = "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True))
+        lines.append(f"{name} ({default}): {field.description or ''}")
     return "\n".join(lines)
 
 
