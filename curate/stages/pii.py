@@ -81,8 +81,12 @@ def _phone_ok(m: re.Match) -> bool:
     digits = re.sub(r"\D", "", text)
     if not 7 <= len(digits) <= 15 or _NOT_PHONE.match(text.strip()):
         return False
-    # A bare run of digits is an order or account number unless it starts with '+'.
-    return text.lstrip().startswith("+") or bool(re.search(r"[\s().-]", text.strip()))
+    if text.lstrip().startswith("+") or "(" in text:
+        return True
+    groups = re.findall(r"\d+", text)
+    # A bare run of digits is an order or account number; four or more groups without a one-digit country
+    # code (1-800-555-0142) read as an account or card fragment, not a phone.
+    return 1 < len(groups) <= 3 or (len(groups) == 4 and len(groups[0]) == 1)
 
 
 # (type, pattern, validator or None, group to replace: 0 = the whole match)
