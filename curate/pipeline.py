@@ -20,7 +20,7 @@ from typing import Any
 
 from curate import __version__
 from curate.output import dataset_card, read_jsonl, save_dataset, write_dataset, write_jsonl
-from curate.readers import READ_STAGE, discover, fingerprint_files, read_documents
+from curate.readers import READ_STAGE, discover, fingerprint_files, iter_documents
 from curate.rows import DOC_COLUMNS, REJECT_DETAIL, REJECT_REASON, SCRATCH_PREFIX, reject_envelope
 from curate.text import count_words
 
@@ -125,26 +125,51 @@ def _cached_stat(step: PlannedStep) -> StepStat:
 
 
 def _read_step(recipe, files, step: PlannedStep, steps: _Steps, reporter: Reporter, limit: int | None) -> StepStat:
+    """Stream documents into an Arrow file in batches (no list of the corpus in memory), then save it."""
     import pyarrow as pa
+    from datasets import Dataset, DatasetInfo
 
     from curate.rows import doc_features
 
     start = time.perf_counter()
-    result = read_documents(files, recipe.input.fields, limit)
     tmp = steps.begin(step)
-    table = pa.Table.from_pylist(result.rows, schema=doc_features().arrow_schema)
-    _save_rows(table, tmp / "rows", step.key)
+    features = doc_features()
+    scratch = tmp / "_scratch"
+    scratch.mkdir()
+    rejects: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    n_rows = n_files = 0
+    with pa.OSFile(str(scratch / "read.arrow"), "wb") as sink, pa.ipc.new_stream(sink, features.arrow_schema) as out:
+
+        def on_file(_):
+            nonlocal n_files
+            n_files += 1
+            reporter.advance(1)
+
+        for kind, item in iter_documents(files, recipe.input.fields, limit, on_file=on_file):
+            if kind == "reject":
+                rejects.append(item)
+                continue
+            rows.append(item)
+            if len(rows) >= 1000:
+                out.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema))
+                n_rows += len(rows)
+                rows = []
+        out.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema))
+        n_rows += len(rows)
+    dataset = Dataset.from_file(str(scratch / "read.arrow"), info=DatasetInfo(features=features), in_memory=False)
+    save_dataset(Dataset(dataset.data.table, info=dataset.info, fingerprint=step.key[:32]), tmp / "rows")
+    del dataset
     stat = StepStat(
         READ_STAGE,
-        rows_in=result.files,
-        rows_out=len(result.rows),
-        rejected=dict(Counter(reason_slug(r["reason"]) for r in result.rejects)),
+        rows_in=n_files,
+        rows_out=n_rows,
+        rejected=dict(Counter(reason_slug(r["reason"]) for r in rejects)),
         seconds=round(time.perf_counter() - start, 3),
         expands=True,
     )
-    _write_step_meta(tmp, stat, result.rejects)
+    _write_step_meta(tmp, stat, rejects)
     steps.commit(step, tmp)
-    reporter.advance(result.files)
     return stat
 
 
@@ -165,9 +190,7 @@ def _stage_step(
         table = table.append_column(REJECT_DETAIL, pa.array([], pa.string()))
     if stage.decide is not None:
         columns = {
-            c: table.column(c).to_pylist()
-            for c in table.column_names
-            if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
+            c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
         }
         texts = table.column("text")
         decisions = stage.decide(columns, config, lambda idx: texts.take(idx).to_pylist()) if table.num_rows else []

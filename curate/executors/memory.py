@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
 from curate.rows import REJECT_DETAIL, REJECT_REASON, SCRATCH_PREFIX
 
 Row = dict[str, Any]
@@ -23,9 +25,8 @@ def run_stage_in_memory(stage, config, rows: list[Row], batch_size: int = 256) -
         out += [{key: values[i] for key, values in result.items()} for i in range(len(next(iter(result.values()))))]
     if stage.decide is not None and out:
         names = [k for k in out[0] if k in ("id", "ordinal") or k.startswith(SCRATCH_PREFIX)]
-        decisions = stage.decide(
-            {k: [r[k] for r in out] for k in names}, config, lambda idx: [out[i]["text"] for i in idx]
-        )
+        columns = {k: pa.chunked_array([pa.array([r[k] for r in out])]) for k in names}
+        decisions = stage.decide(columns, config, lambda idx: [out[i]["text"] for i in idx])
         for row, decision in zip(out, decisions, strict=True):
             row[REJECT_REASON], row[REJECT_DETAIL] = decision or ("", "")
     kept, dropped = [], []

@@ -91,36 +91,46 @@ def fingerprint_files(files: list[InputFile]) -> str:
     return h.hexdigest()
 
 
+# Readers that open the file themselves and stream it (the others get its bytes).
+STREAMING = {read_jsonl}
+
+
 def _read_file(f: InputFile, fields) -> Iterator[Record | BadRecord]:
-    data = f.path.read_bytes()
-    if not data.strip():
+    size = f.path.stat().st_size
+    with open(f.path, "rb") as handle:
+        head = handle.read(65536)
+    if not head.strip() and size <= len(head):
         raise FileRejected("empty_file", "the file is empty")
-    if sniff_binary(data):
-        raise FileRejected("binary_file", f"binary content ({len(data)} bytes, NUL bytes in the first 8 KiB)")
+    if sniff_binary(head):
+        raise FileRejected("binary_file", f"binary content ({size} bytes, NUL bytes in the first 8 KiB)")
     reader = READERS.get(f.path.suffix.lower())
     if reader is None:
         known = ", ".join(sorted(READERS))
         raise FileRejected(
             "unsupported_format", f"no reader for {f.path.suffix or 'files without extension'}; known: {known}"
         )
-    yield from reader(f.path, data, fields=fields)
+    if reader in STREAMING:
+        yield from reader(f.path, fields=fields)
+    else:
+        yield from reader(f.path, f.path.read_bytes(), fields=fields)
 
 
-def read_documents(files: list[InputFile], fields, limit: int | None = None) -> ReadResult:
-    """Document rows (``ordinal`` in file then record order) and reject envelopes for what could not be read."""
-    result = ReadResult()
+def iter_documents(files: list[InputFile], fields, limit: int | None = None, on_file=None):
+    """Yield ("row", document row) and ("reject", envelope) in input order, streaming: ``ordinal`` numbers the
+    documents in file then record order. ``on_file`` is called after each file (progress)."""
     seen: dict[str, str] = {}
+    count = 0
     for f in files:
-        if limit is not None and len(result.rows) >= limit:
+        if limit is not None and count >= limit:
             break
-        result.files += 1
         file_id = make_doc_id(f.source, 0)
         try:
             for n, item in enumerate(_read_file(f, fields)):
-                if limit is not None and len(result.rows) >= limit:
+                if limit is not None and count >= limit:
                     break
                 if isinstance(item, BadRecord):
-                    result.rejects.append(
+                    yield (
+                        "reject",
                         reject_envelope(
                             stage=READ_STAGE,
                             reason=item.reason,
@@ -128,12 +138,13 @@ def read_documents(files: list[InputFile], fields, limit: int | None = None) -> 
                             row={"raw": item.raw, "record": item.index},
                             id=f"{f.source}:{item.index}",
                             source=f.source,
-                        )
+                        ),
                     )
                     continue
                 doc_id = item.id if item.id is not None else make_doc_id(f.source, n)
                 if doc_id in seen:
-                    result.rejects.append(
+                    yield (
+                        "reject",
                         reject_envelope(
                             stage=READ_STAGE,
                             reason="duplicate_doc_id",
@@ -142,22 +153,20 @@ def read_documents(files: list[InputFile], fields, limit: int | None = None) -> 
                             id=f"{f.source}:{item.meta.get('record', n)}",
                             doc_id=doc_id,
                             source=f.source,
-                        )
+                        ),
                     )
                     continue
                 seen[doc_id] = f.source
-                result.rows.append(
+                yield (
+                    "row",
                     new_document(
-                        doc_id=doc_id,
-                        ordinal=len(result.rows),
-                        text=item.text,
-                        source=f.source,
-                        title=item.title,
-                        meta=item.meta,
-                    )
+                        doc_id=doc_id, ordinal=count, text=item.text, source=f.source, title=item.title, meta=item.meta
+                    ),
                 )
+                count += 1
         except FileRejected as rej:
-            result.rejects.append(
+            yield (
+                "reject",
                 reject_envelope(
                     stage=READ_STAGE,
                     reason=rej.reason,
@@ -166,12 +175,26 @@ def read_documents(files: list[InputFile], fields, limit: int | None = None) -> 
                     id=file_id,
                     doc_id=file_id,
                     source=f.source,
-                )
+                ),
             )
         except OSError as err:
-            result.rejects.append(
+            yield (
+                "reject",
                 reject_envelope(
                     stage=READ_STAGE, reason="unreadable_file", detail=str(err), row=None, id=file_id, source=f.source
-                )
+                ),
             )
+        if on_file is not None:
+            on_file(f)
+
+
+def read_documents(files: list[InputFile], fields, limit: int | None = None) -> ReadResult:
+    """All document rows and reject envelopes in lists (small inputs: previews, tests)."""
+    result = ReadResult()
+
+    def count_file(_):
+        result.files += 1
+
+    for kind, item in iter_documents(files, fields, limit, on_file=count_file):
+        (result.rows if kind == "row" else result.rejects).append(item)
     return result

@@ -6,6 +6,7 @@ record), and the rest of the file is still read. The record's other fields go to
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -42,24 +43,46 @@ def _to_record(obj: dict[str, Any], index: int, fields, fmt: str, encoding: str)
     )
 
 
-def read_jsonl(path: Path, data: bytes, *, fields, **_: object) -> Iterator[Record | BadRecord]:
-    text, encoding = decode(data)
-    for index, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+def _open_text(path: Path):
+    """(text stream, encoding) without reading the whole file: BOMs, then UTF-8 checked on the first 64 KiB;
+    anything else is decoded whole by ``decode`` (legacy encodings are rare in large JSONL exports)."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head.startswith(codecs.BOM_UTF8):
+        return open(path, encoding="utf-8-sig", newline=""), "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return open(path, encoding="utf-16", newline=""), "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        text, encoding = decode(path.read_bytes())
+        return io.StringIO(text, newline=""), encoding
+    return open(path, encoding="utf-8", newline=""), "utf-8"
+
+
+def read_jsonl(path: Path, data: bytes | None = None, *, fields, **_: object) -> Iterator[Record | BadRecord]:
+    """Streams the file line by line: a corpus larger than memory reads in constant memory."""
+    stream, encoding = _open_text(path)
+    index = 0
+    with stream:
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield BadRecord(
-                "malformed_record", f"line {index} is not valid JSON: {err.msg} at column {err.colno}", line, index
-            )
-            continue
-        if not isinstance(obj, dict):
-            yield BadRecord(
-                "malformed_record", f"line {index} is a JSON {type(obj).__name__}, not an object", line, index
-            )
-            continue
-        yield _to_record(obj, index, fields, "jsonl", encoding)
+            for index, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    detail = f"line {index} is not valid JSON: {err.msg} at column {err.colno}"
+                    yield BadRecord("malformed_record", detail, line.rstrip("\n"), index)
+                    continue
+                if not isinstance(obj, dict):
+                    detail = f"line {index} is a JSON {type(obj).__name__}, not an object"
+                    yield BadRecord("malformed_record", detail, line.rstrip("\n"), index)
+                    continue
+                yield _to_record(obj, index, fields, "jsonl", encoding)
+        except UnicodeDecodeError as err:
+            detail = f"not {encoding} after line {index}: {err.reason}; the rest of the file is skipped"
+            yield BadRecord("undecodable", detail, None, index + 1)
 
 
 def read_csv(path: Path, data: bytes, *, fields, **_: object) -> Iterator[Record | BadRecord]:

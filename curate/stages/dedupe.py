@@ -27,14 +27,15 @@ class ExactDedupeConfig(BaseModel):
 
 
 def _decide_exact(columns: Batch, config: ExactDedupeConfig, fetch_text=None) -> list[tuple[str, str] | None]:
+    ids, ordinals, hashes = (columns[c].to_pylist() for c in ("id", "ordinal", "_exact_hash"))
     kept: dict[str, str] = {}
-    decisions: list[tuple[str, str] | None] = [None] * len(columns["id"])
+    decisions: list[tuple[str, str] | None] = [None] * len(ids)
     docs_per_hash: dict[str, set[str]] = {}
     if config.boilerplate_min_docs:
-        for row_id, digest in zip(columns["id"], columns["_exact_hash"], strict=True):
+        for row_id, digest in zip(ids, hashes, strict=True):
             docs_per_hash.setdefault(digest, set()).add(row_id.rsplit("#", 1)[0])
-    for i in sorted(range(len(decisions)), key=lambda i: (columns["ordinal"][i], i)):
-        digest = columns["_exact_hash"][i]
+    for i in sorted(range(len(decisions)), key=lambda i: (ordinals[i], i)):
+        digest = hashes[i]
         n_docs = len(docs_per_hash.get(digest, ()))
         if config.boilerplate_min_docs and n_docs >= config.boilerplate_min_docs:
             decisions[i] = (
@@ -47,7 +48,7 @@ def _decide_exact(columns: Batch, config: ExactDedupeConfig, fetch_text=None) ->
                 f"same text as {kept[digest]} (sha256 {digest[:12]})",
             )
         else:
-            kept[digest] = columns["id"][i]
+            kept[digest] = ids[i]
     return decisions
 
 

@@ -238,6 +238,21 @@ class _UnionFind:
             self.parent[max(rx, ry)] = min(rx, ry)
 
 
+def _binary_matrix(column, width: int) -> np.ndarray:
+    """(rows x width) uint32 view of a binary column whose values are all width*4 bytes, without Python bytes."""
+    import pyarrow as pa
+
+    parts = []
+    for chunk in column.chunks:
+        if len(chunk) == 0:
+            continue
+        offset_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        parts.append(data.view(np.uint32).reshape(len(chunk), width))
+    return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.uint32)
+
+
 def _decide_minhash(
     columns: Batch, config: MinHashConfig, fetch_text: Callable[[list[int]], list[str]]
 ) -> list[tuple[str, str] | None]:
@@ -245,8 +260,8 @@ def _decide_minhash(
     decisions: list[tuple[str, str] | None] = [None] * n
     if n < 2:
         return decisions
-    sigs = np.frombuffer(b"".join(columns["_minhash"]), dtype=np.uint32).reshape(n, config.num_perm)
-    nonempty = np.array(columns["_shingles"]) > 0
+    sigs = _binary_matrix(columns["_minhash"], config.num_perm)
+    nonempty = columns["_shingles"].to_numpy() > 0
     bands, rows = bands_and_rows(config.banding_threshold, config.num_perm, config.false_negative_weight)
     pairs = candidate_pairs(sigs, bands, rows)
     pairs = pairs[nonempty[pairs[:, 0]] & nonempty[pairs[:, 1]]]
@@ -262,21 +277,20 @@ def _decide_minhash(
     clusters: dict[int, list[int]] = {}
     for i in sets:
         clusters.setdefault(uf.find(i), []).append(i)
-    ordinals = columns["ordinal"]
+    ordinals = columns["ordinal"].to_numpy()
+    lengths = columns["_length"].to_numpy()
     for members in clusters.values():
         if len(members) < 2:
             continue
         if config.keep == "longest":
-            kept = min(members, key=lambda m: (-columns["_length"][m], ordinals[m], m))
+            kept = min(members, key=lambda m: (-lengths[m], ordinals[m], m))
         else:
             kept = min(members, key=lambda m: (ordinals[m], m))
+        kept_id = columns["id"][kept].as_py()
         for m in members:
             if m != kept:
                 j = jaccard(sets[m], sets[kept])
-                decisions[m] = (
-                    f"near_duplicate_of:{columns['id'][kept]}",
-                    f"jaccard {j:.3f} with {columns['id'][kept]}",
-                )
+                decisions[m] = (f"near_duplicate_of:{kept_id}", f"jaccard {j:.3f} with {kept_id}")
     return decisions
 
 

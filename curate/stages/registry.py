@@ -7,7 +7,8 @@ output must not depend on how rows are batched (tests/test_stages.py checks each
 Integer scratch columns named ``_count_<name>`` are summed into the step's ``counters`` in stats.json.
 
 A *global* stage (dedupe) also has a ``decide`` phase: its batch function only adds scratch columns
-(signatures, prefixed ``_``), and ``decide`` sees those columns for all rows at once, in ``ordinal`` order,
+(signatures, prefixed ``_``), and ``decide`` sees those columns (and ``id``, ``ordinal``) for all rows at once
+as pyarrow ChunkedArrays, so it can hold them as compact numpy arrays, in row order,
 and returns one ``(reason, detail)`` or ``None`` per row. It may fetch the text of chosen rows again.
 """
 
