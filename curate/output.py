@@ -58,7 +58,8 @@ def write_dataset(
     documents_rows: Path,
     train: list[dict[str, Any]],
     test: list[dict[str, Any]],
-    rejects: list[dict[str, Any]],
+    rejects: list[Path],
+    extra_rejects: list[dict[str, Any]],
     stats: dict[str, Any],
     resolved_recipe: dict[str, Any],
     behaviours: dict[str, Any],
@@ -87,10 +88,17 @@ def write_dataset(
         docs = load_from_disk(str(documents_rows))
         docs = Dataset(docs.data.table, info=docs.info, fingerprint=short_hash("documents", docs._fingerprint))
         save_dataset(docs, tmp / "documents" / "data")
-        write_jsonl(tmp / "documents" / "documents.jsonl", docs.data.table.to_pylist())
+        batches = docs.data.table.to_batches(max_chunksize=1000)
+        write_jsonl(tmp / "documents" / "documents.jsonl", (row for b in batches for row in b.to_pylist()))
 
         (tmp / "rejects").mkdir()
-        write_jsonl(tmp / "rejects" / "rejects.jsonl", rejects)
+        with open(tmp / "rejects" / "rejects.jsonl", "wb") as out:  # the steps' envelopes, in step order
+            for path in rejects:
+                if path.exists():
+                    with open(path, "rb") as f:
+                        shutil.copyfileobj(f, out)
+        with open(tmp / "rejects" / "rejects.jsonl", "a", encoding="utf-8") as out:
+            out.writelines(dumps(r) + "\n" for r in extra_rejects)
         (tmp / "schemas").mkdir()
         for name, schema in sorted((schemas or {}).items()):
             (tmp / "schemas" / f"{name}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")

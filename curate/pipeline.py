@@ -102,15 +102,28 @@ class _Steps:
                 shutil.rmtree(sibling, ignore_errors=True)
 
 
-def _save_rows(table, path: Path, key: str) -> int:
+def _save_rows(batches, path: Path, key: str) -> int:
+    """Write record batches of document rows (extra columns dropped) to a saved dataset at ``path``, one batch
+    in memory at a time: through an Arrow stream file in the step's scratch folder, then save_to_disk."""
+    import pyarrow as pa
     from datasets import Dataset, DatasetInfo
 
     from curate.rows import doc_features
 
     features = doc_features()
-    table = table.select(list(DOC_COLUMNS)).cast(features.arrow_schema)
-    save_dataset(Dataset(table, info=DatasetInfo(features=features), fingerprint=key[:32]), path)
-    return table.num_rows
+    schema = features.arrow_schema
+    scratch = path.parent / "_scratch"
+    scratch.mkdir(exist_ok=True)
+    stream = scratch / f"{path.name}.arrow"
+    rows = 0
+    with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for batch in batches:
+            part = pa.Table.from_batches([batch]).select(list(DOC_COLUMNS)).cast(schema)
+            writer.write_table(part)
+            rows += part.num_rows
+    written = Dataset.from_file(str(stream), info=DatasetInfo(features=features), in_memory=False)
+    save_dataset(Dataset(written.data.table, info=written.info, fingerprint=key[:32]), path)
+    return rows
 
 
 def _write_step_meta(tmp: Path, stat: StepStat, rejects: list[dict[str, Any]]) -> None:
@@ -125,41 +138,35 @@ def _cached_stat(step: PlannedStep) -> StepStat:
 
 
 def _read_step(recipe, files, step: PlannedStep, steps: _Steps, reporter: Reporter, limit: int | None) -> StepStat:
-    """Stream documents into an Arrow file in batches (no list of the corpus in memory), then save it."""
+    """Stream documents into the checkpoint in batches: no list of the whole corpus is ever in memory."""
     import pyarrow as pa
-    from datasets import Dataset, DatasetInfo
 
     from curate.rows import doc_features
 
     start = time.perf_counter()
     tmp = steps.begin(step)
-    features = doc_features()
-    scratch = tmp / "_scratch"
-    scratch.mkdir()
+    schema = doc_features().arrow_schema
     rejects: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    n_rows = n_files = 0
-    with pa.OSFile(str(scratch / "read.arrow"), "wb") as sink, pa.ipc.new_stream(sink, features.arrow_schema) as out:
+    n_files = 0
 
-        def on_file(_):
-            nonlocal n_files
-            n_files += 1
-            reporter.advance(1)
+    def on_file(_):
+        nonlocal n_files
+        n_files += 1
+        reporter.advance(1)
 
+    def batches():
+        rows: list[dict[str, Any]] = []
         for kind, item in iter_documents(files, recipe.input.fields, limit, on_file=on_file):
             if kind == "reject":
                 rejects.append(item)
                 continue
             rows.append(item)
             if len(rows) >= 1000:
-                out.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema))
-                n_rows += len(rows)
+                yield pa.RecordBatch.from_pylist(rows, schema=schema)
                 rows = []
-        out.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema))
-        n_rows += len(rows)
-    dataset = Dataset.from_file(str(scratch / "read.arrow"), info=DatasetInfo(features=features), in_memory=False)
-    save_dataset(Dataset(dataset.data.table, info=dataset.info, fingerprint=step.key[:32]), tmp / "rows")
-    del dataset
+        yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+    n_rows = _save_rows(batches(), tmp / "rows", step.key)
     stat = StepStat(
         READ_STAGE,
         rows_in=n_files,
@@ -208,21 +215,26 @@ def _stage_step(
         if c.startswith("_count_")
     }
     dropped_mask = pc.not_equal(table.column(REJECT_REASON), "")
-    kept_rows = _save_rows(table.filter(pc.invert(dropped_mask)), tmp / "rows", step.key)
-    dropped = table.filter(dropped_mask)
-    rejects = []
-    for row in dropped.select([*DOC_COLUMNS, REJECT_REASON, REJECT_DETAIL]).to_pylist():
-        reason, detail = row.pop(REJECT_REASON), row.pop(REJECT_DETAIL)
-        rejects.append(reject_envelope(stage=stage.ref, reason=reason, detail=detail, row=row))
+    kept_batches = (b.filter(pc.equal(b.column(REJECT_REASON), "")) for b in table.to_batches(max_chunksize=1000))
+    kept_rows = _save_rows(kept_batches, tmp / "rows", step.key)
+    dropped = table.filter(dropped_mask).select([*DOC_COLUMNS, REJECT_REASON, REJECT_DETAIL])
+
+    def envelopes():  # batch by batch: a stage that drops half a large corpus holds none of it in memory
+        for batch in dropped.to_batches(max_chunksize=1000):
+            for row in batch.to_pylist():
+                reason, detail = row.pop(REJECT_REASON), row.pop(REJECT_DETAIL)
+                yield reject_envelope(stage=stage.ref, reason=reason, detail=detail, row=row)
+
     stat = StepStat(
         stage.ref,
         rows_in=len(dataset),
         rows_out=kept_rows,
-        rejected=dict(Counter(reason_slug(r["reason"]) for r in rejects)),
+        rejected=dict(Counter(reason_slug(r) for r in dropped.column(REJECT_REASON).to_pylist())),
         seconds=round(time.perf_counter() - start, 3),
         expands=stage.expands,
         counters=counters,
     )
+    rejects = envelopes()
     _write_step_meta(tmp, stat, rejects)
     steps.commit(step, tmp)
     return stat
@@ -381,9 +393,12 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
     stats.append(mix_stat)
     reporter.step_finished(mix_stat)
 
-    rejects = [r for step in planned for r in read_jsonl(step.path / "rejects.jsonl")] + mix_rejects
-    documents = load_from_disk(str(last_docs / "rows"))
-    sources = Counter(documents["source"]) if len(documents) else Counter()
+    documents = load_from_disk(str(last_docs / "rows")).data.table
+    sources = Counter(documents.column("source").to_pylist())
+    words = sum(count_words(t) for b in documents.select(["text"]).to_batches(1000) for t in b.column(0).to_pylist())
+    by_reason: Counter = Counter()
+    for s in stats:
+        by_reason.update(s.rejected)
     for i, (generator, _) in enumerate(recipe.resolved_generators):
         if not generated.get(generator.kind):
             notes.append(
@@ -394,20 +409,14 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         "recipe": recipe.name,
         "input": {"files": len(files), "documents": stats[0].rows_out},
         "steps": [asdict(s) for s in stats],
-        "rejects": {
-            "total": len(rejects),
-            "by_reason": dict(sorted(Counter(reason_slug(r["reason"]) for r in rejects).items())),
-        },
+        "rejects": {"total": sum(by_reason.values()), "by_reason": dict(sorted(by_reason.items()))},
         "examples": {
             "generated": dict(sorted(generated.items())),
             "train": dict(sorted(Counter(ex["kind"] for ex in train).items())),
             "test": dict(sorted(Counter(ex["kind"] for ex in test).items())),
             "total": {"train": len(train), "test": len(test)},
         },
-        "documents": {
-            "rows": len(documents),
-            "words": sum(count_words(t) for t in documents["text"]) if len(documents) else 0,
-        },
+        "documents": {"rows": documents.num_rows, "words": words},
         "tokens": {
             "counter": "whitespace words (no tokenizer configured)",
             "train": sum(count_words(m["content"]) for ex in train for m in ex["messages"]),
@@ -428,7 +437,8 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         documents_rows=last_docs / "rows",
         train=train,
         test=test,
-        rejects=rejects,
+        rejects=[step.path / "rejects.jsonl" for step in planned],
+        extra_rejects=mix_rejects,
         stats=stats_doc,
         resolved_recipe=recipe.resolved(),
         behaviours=behaviours,
