@@ -199,8 +199,7 @@ def _stage_step(
         columns = {
             c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
         }
-        texts = table.column("text")
-        decisions = stage.decide(columns, config, lambda idx: texts.take(idx).to_pylist()) if table.num_rows else []
+        decisions = stage.decide(columns, config, _text_fetcher(table.column("text"))) if table.num_rows else []
         for name in (REJECT_REASON, REJECT_DETAIL):
             if name in table.column_names:
                 table = table.drop_columns([name])
@@ -238,6 +237,27 @@ def _stage_step(
     _write_step_meta(tmp, stat, rejects)
     steps.commit(step, tmp)
     return stat
+
+
+def _text_fetcher(texts):
+    """fetch(row indices) -> texts, taking from each Arrow chunk separately (a take on the whole chunked
+    column would copy every chunk on every call)."""
+    import numpy as np
+
+    bounds = np.cumsum([0] + [len(c) for c in texts.chunks])
+
+    def fetch(indices: list[int]) -> list[str]:
+        idx = np.asarray(indices, dtype=np.int64)
+        which = np.searchsorted(bounds, idx, side="right") - 1
+        out: list[str] = [""] * len(idx)
+        for c in np.unique(which):
+            positions = np.flatnonzero(which == c)
+            values = texts.chunks[c].take(idx[positions] - bounds[c]).to_pylist()
+            for p, v in zip(positions, values, strict=True):
+                out[p] = v
+        return out
+
+    return fetch
 
 
 def _run_executor(recipe, dataset, stage, config, scratch: Path, key: str, reporter: Reporter):

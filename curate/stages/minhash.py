@@ -14,7 +14,8 @@ Banding: datasketch's ``_optimal_param`` with equal weights centres the S-curve 
 many pairs just over it, so the bands are tuned for ``lsh_threshold`` (default: threshold - 0.1) with missed
 pairs weighted 0.9 against extra candidates: for 128 permutations at 0.8 that is 20 bands of 6 rows, which
 makes a pair at Jaccard 0.8 a candidate with probability 0.998 (equal weights at 0.8: 0.87). Every
-candidate pair is then verified with the exact Jaccard of the two documents' shingle sets (recomputed for
+candidate pair (unless its signatures agree more than 4 standard errors below the threshold) is then
+verified with the exact Jaccard of the two documents' shingle sets (recomputed for
 candidate rows only). Verified pairs are joined by union-find; each cluster keeps one row (first by ordinal,
 or the longest), and every other row is dropped as ``near_duplicate_of:<kept id>`` with its Jaccard to the
 kept row in ``detail``.
@@ -23,6 +24,7 @@ kept row in ``detail``.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 from typing import Literal
@@ -85,23 +87,6 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate((one, forward[:-1])), np.concatenate((one, inverse[:-1]))
 
 
-def token_hashes(text: str) -> np.ndarray:
-    """uint32 hash of every ``\\w+`` token of ``text.lower()``: sum(cp_k * P^(len-1-k)) mod 2^32 over its code
-    points, computed for all tokens at once from prefix sums (no Python object per token)."""
-    cps = np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32)
-    if len(cps) == 0:
-        return cps
-    word = _word_table()[cps]
-    edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    if len(starts) == 0:
-        return np.empty(0, dtype=np.uint32)
-    size = 1 << max(len(cps).bit_length(), 10)  # powers cached by power-of-two sizes
-    forward, inverse = _powers(size)
-    prefix = np.concatenate(([0], np.cumsum(cps * inverse[: len(cps)], dtype=np.uint32))).astype(np.uint32)
-    return forward[ends - 1] * (prefix[ends] - prefix[starts])
-
-
 def _roll(token_hashes: np.ndarray, n: int) -> np.ndarray:
     """Hash of every n-gram of token hashes: h = sum(t[i+j] * R^(n-1-j)) mod 2^32; fewer than n tokens: one."""
     if len(token_hashes) == 0:
@@ -114,9 +99,58 @@ def _roll(token_hashes: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
+def batch_shingle_hashes(texts: list[str], ngram: int) -> list[np.ndarray]:
+    """uint32 hashes of each text's shingles (one per n-gram position; duplicates kept), for a whole batch in
+    a few numpy calls. Token hash: sum(cp_k * P^(len-1-k)) mod 2^32 over the token's code points, from prefix
+    sums; shingle hash: the rolling polynomial of its token hashes (``_roll``). ASCII texts and the others
+    are hashed in two groups, since ASCII has a much cheaper path."""
+    texts = [t.replace("\x00", " ") if "\x00" in t else t for t in texts]  # NUL separates documents below
+    ascii_idx = [i for i, t in enumerate(texts) if t.isascii()]
+    if len(ascii_idx) in (0, len(texts)):
+        return _hash_group(texts, ngram)
+    other_idx = [i for i, t in enumerate(texts) if not t.isascii()]
+    out: list[np.ndarray] = [np.empty(0, dtype=np.uint32)] * len(texts)
+    for idx in (ascii_idx, other_idx):
+        for i, hashes in zip(idx, _hash_group([texts[i] for i in idx], ngram), strict=True):
+            out[i] = hashes
+    return out
+
+
+def _hash_group(texts: list[str], ngram: int) -> list[np.ndarray]:
+    # NUL is no word character, so no token crosses documents; str.lower is the same joined or apart.
+    joined = "\x00".join(texts)
+    if joined.isascii():  # the common case, 3x cheaper: lower-case bytes and a 128-entry table
+        cps = np.frombuffer(joined.encode("ascii").lower(), dtype=np.uint8)
+        word = _word_table()[:128][cps]
+        cps = cps.astype(np.uint32)
+    else:
+        cps = np.frombuffer(joined.lower().encode("utf-32-le"), dtype=np.uint32)
+        word = _word_table()[cps]
+    empty = np.empty(0, dtype=np.uint32)
+    if len(cps) == 0:
+        return [empty for _ in texts]
+    doc_starts = np.concatenate(([0], np.flatnonzero(cps == 0) + 1))
+    edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    forward, inverse = _powers(1 << max(len(cps).bit_length(), 10))  # cached by power-of-two sizes
+    prefix = np.concatenate(([0], np.cumsum(cps * inverse[: len(cps)], dtype=np.uint32))).astype(np.uint32)
+    tokens = forward[ends - 1] * (prefix[ends] - prefix[starts])
+    per_doc = np.bincount(np.searchsorted(doc_starts, starts, side="right") - 1, minlength=len(texts))
+    offsets = np.concatenate(([0], np.cumsum(per_doc)))
+    rolled = _roll(tokens, ngram) if len(tokens) >= ngram else empty
+    out = []
+    for d in range(len(texts)):
+        lo, hi = int(offsets[d]), int(offsets[d + 1])
+        if hi - lo >= ngram:
+            out.append(rolled[lo : hi - ngram + 1])
+        else:  # fewer words than a shingle: the whole text is one shingle
+            out.append(_roll(tokens[lo:hi], ngram))
+    return out
+
+
 def shingle_hashes(text: str, ngram: int) -> np.ndarray:
-    """uint32 hashes of the text's shingles (one per n-gram position; duplicates kept)."""
-    return _roll(token_hashes(text), ngram)
+    """uint32 hashes of one text's shingles (see batch_shingle_hashes)."""
+    return batch_shingle_hashes([text], ngram)[0]
 
 
 def shingle_hash(shingle: bytes) -> int:
@@ -187,7 +221,8 @@ def bands_and_rows(threshold: float, num_perm: int, false_negative_weight: float
 
 
 def candidate_pairs(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Index pairs (i < j) that share a bucket in at least one band; buckets are grouped by sorting keys."""
+    """Index pairs (i < j) that share a bucket in at least one band; buckets are grouped by sorting keys, and
+    all buckets of one size are expanded to pairs together."""
     pairs: list[np.ndarray] = []
     n = len(sigs)
     mult = np.uint64(0x9E3779B97F4A7C15)
@@ -200,17 +235,35 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
         sorted_keys = key[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
         sizes = np.diff(np.concatenate((starts, [n])))
-        for s, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-            members = np.sort(order[s : s + size])
+        for size in np.unique(sizes[sizes > 1]):
+            firsts = starts[sizes == size]
+            members = order[firsts[:, None] + np.arange(size)[None, :]]  # (buckets x size)
             if size <= 64:
                 i, j = np.triu_indices(size, k=1)
-                pairs.append(np.stack([members[i], members[j]], axis=1))
-            else:  # a big bucket (exact copies, templates): neighbours and the first are enough to connect it
-                pairs.append(np.stack([members[:-1], members[1:]], axis=1))
-                pairs.append(np.stack([np.full(size - 1, members[0]), members[1:]], axis=1))
+                pairs.append(np.stack([members[:, i].ravel(), members[:, j].ravel()], axis=1))
+            else:  # big buckets (copies, templates): neighbours and the first are enough to connect them
+                members = np.sort(members, axis=1)
+                pairs.append(np.stack([members[:, :-1].ravel(), members[:, 1:].ravel()], axis=1))
+                pairs.append(np.stack([np.repeat(members[:, 0], size - 1), members[:, 1:].ravel()], axis=1))
     if not pairs:
         return np.empty((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
+    pairs_arr = np.sort(np.concatenate(pairs).astype(np.int64), axis=1)
+    return np.unique(pairs_arr, axis=0)
+
+
+def _unique_each(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """np.unique of each array, with one sort for all of them: keys are (array index << 32) | value."""
+    if not arrays:
+        return []
+    lengths = np.array([len(a) for a in arrays])
+    keys = np.concatenate(arrays).astype(np.uint64) | (
+        np.repeat(np.arange(len(arrays), dtype=np.uint64), lengths) << np.uint64(32)
+    )
+    keys.sort()  # sort-based unique: numpy's hash-based np.unique is several times slower on uint64 keys
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+    bounds = np.searchsorted(keys >> np.uint64(32), np.arange(len(arrays) + 1, dtype=np.uint64))
+    values = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return [values[bounds[i] : bounds[i + 1]] for i in range(len(arrays))]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -265,11 +318,20 @@ def _decide_minhash(
     bands, rows = bands_and_rows(config.banding_threshold, config.num_perm, config.false_negative_weight)
     pairs = candidate_pairs(sigs, bands, rows)
     pairs = pairs[nonempty[pairs[:, 0]] & nonempty[pairs[:, 1]]]
+    # Skip pairs whose signatures agree more than 4 standard errors below the threshold: they cannot
+    # plausibly reach it, and nothing is dropped without the exact check below anyway.
+    t = config.threshold
+    floor = t - 4 * math.sqrt(t * (1 - t) / config.num_perm)
+    agreement = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.empty(0)
+    pairs = pairs[agreement >= floor]
     if len(pairs) == 0:
         return decisions
     involved = np.unique(pairs)
-    texts = fetch_text(involved.tolist())
-    sets = {int(i): np.unique(shingle_hashes(t, config.ngram)) for i, t in zip(involved, texts, strict=True)}
+    sets = {}
+    for lo in range(0, len(involved), 256):  # shingle sets of the candidate rows only, recomputed from text
+        chunk = involved[lo : lo + 256]
+        hashes = batch_shingle_hashes(fetch_text(chunk.tolist()), config.ngram)
+        sets.update(zip(chunk.tolist(), _unique_each(hashes), strict=True))
     uf = _UnionFind(n)
     for i, j in pairs:
         if uf.find(i) != uf.find(j) and jaccard(sets[int(i)], sets[int(j)]) >= config.threshold:
@@ -297,7 +359,7 @@ def _decide_minhash(
 @register("dedupe.minhash", version=1, config=MinHashConfig, decide=_decide_minhash)
 def minhash_signatures(batch: Batch, config: MinHashConfig) -> Batch:
     """Drop near duplicates (MinHash LSH, verified by exact Jaccard), keeping one row per cluster."""
-    hashes = [shingle_hashes(text, config.ngram) for text in batch["text"]]
+    hashes = batch_shingle_hashes(batch["text"], config.ngram)
     sigs = signatures(hashes, config.num_perm, config.seed)
     return {
         **batch,
