@@ -103,8 +103,10 @@ class _Steps:
 
 
 def _save_rows(batches, path: Path, key: str) -> int:
-    """Write record batches of document rows (extra columns dropped) to a saved dataset at ``path``, one batch
-    in memory at a time: through an Arrow stream file in the step's scratch folder, then save_to_disk."""
+    """Write record batches of document rows (extra columns dropped) as a saved dataset at ``path`` in one
+    streaming pass, one batch in memory at a time. datasets' own save_to_disk would read everything back
+    through a memory map; instead an empty dataset of the same features and fingerprint is saved (state.json,
+    dataset_info.json) and its one shard is replaced by the stream written here."""
     import pyarrow as pa
     from datasets import Dataset, DatasetInfo
 
@@ -112,17 +114,16 @@ def _save_rows(batches, path: Path, key: str) -> int:
 
     features = doc_features()
     schema = features.arrow_schema
-    scratch = path.parent / "_scratch"
-    scratch.mkdir(exist_ok=True)
-    stream = scratch / f"{path.name}.arrow"
+    empty = pa.Table.from_pylist([], schema=schema)
+    save_dataset(Dataset(empty, info=DatasetInfo(features=features), fingerprint=key[:32]), path)
+    shard = path / "data-00000-of-00001.arrow"
     rows = 0
-    with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+    with pa.OSFile(str(shard) + ".tmp", "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for batch in batches:
             part = pa.Table.from_batches([batch]).select(list(DOC_COLUMNS)).cast(schema)
             writer.write_table(part)
             rows += part.num_rows
-    written = Dataset.from_file(str(stream), info=DatasetInfo(features=features), in_memory=False)
-    save_dataset(Dataset(written.data.table, info=written.info, fingerprint=key[:32]), path)
+    os.replace(str(shard) + ".tmp", shard)
     return rows
 
 
@@ -190,11 +191,13 @@ def _stage_step(
     start = time.perf_counter()
     dataset = load_from_disk(str(upstream / "rows"))
     tmp = steps.begin(step)
-    if len(dataset):
+    rows_in = len(dataset)
+    if rows_in:
         table = _run_executor(recipe, dataset, stage, config, tmp / "_scratch", step.key, reporter)
     else:
         table = dataset.data.table.append_column(REJECT_REASON, pa.array([], pa.string()))
         table = table.append_column(REJECT_DETAIL, pa.array([], pa.string()))
+    del dataset  # unmap the input: only the stage's output is read from here on
     if stage.decide is not None:
         columns = {
             c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
@@ -226,7 +229,7 @@ def _stage_step(
 
     stat = StepStat(
         stage.ref,
-        rows_in=len(dataset),
+        rows_in=rows_in,
         rows_out=kept_rows,
         rejected=dict(Counter(reason_slug(r) for r in dropped.column(REJECT_REASON).to_pylist())),
         seconds=round(time.perf_counter() - start, 3),

@@ -7,11 +7,13 @@ import random
 import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate.executors.memory import run_stage_in_memory
 from curate.rows import REJECT_DETAIL, REJECT_REASON, new_document
 from curate.stages import get_stage
-from curate.stages.minhash import jaccard, shingle_hash, shingle_hashes, shingles, signatures
+from curate.stages.minhash import batch_shingle_hashes, jaccard, shingle_hash, shingle_hashes, shingles, signatures
 from tests.conftest import REPO
 
 VOCAB = [f"w{i}" for i in range(5000)]
@@ -131,3 +133,15 @@ def test_empty_and_short_texts_are_never_duplicates_of_each_other():
 def test_config_checks():
     with pytest.raises(ValueError, match="must not exceed threshold"):
         get_stage("dedupe.minhash").config(threshold=0.7, lsh_threshold=0.9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(max_size=80) | st.sampled_from(["ascii only text here", "Ünï ﬁne", "a\x00b c", ""]), max_size=8)
+)
+def test_batch_hashing_equals_one_by_one_and_counts_shingles(texts):
+    batch = batch_shingle_hashes(texts, 3)
+    for text, hashes in zip(texts, batch, strict=True):
+        assert np.array_equal(hashes, shingle_hashes(text, 3))
+        assert len(hashes) == len(shingles(text.replace("\x00", " "), 3))
+        assert [shingle_hash(s.encode()) for s in shingles(text.replace("\x00", " "), 3)] == hashes.tolist()

@@ -108,6 +108,8 @@ def test_doc_ids_without_id_field_are_stable_hashes(tmp_path):
         ("Café — déjà vu".encode("utf-16"), "utf-16", "Café — déjà vu"),
         ("The café’s price is 25€, naïve résumé façade.".encode("cp1252"), "cp1252", "The café’s price is 25€"),
         ("Возврат товара возможен в течение тридцати дней.".encode("cp1251"), "cp1251", "Возврат товара"),
+        ("Zażółć gęślą jaźń, to jest polski tekst o zwrotach.".encode("cp1250"), "cp1250", "Zażółć gęślą jaźń"),
+        ("Ο πελάτης μπορεί να επιστρέψει το προϊόν μέσα σε τριάντα ημέρες.".encode("cp1253"), "cp1253", "πελάτης"),
     ],
 )
 def test_encodings_are_detected_and_recorded(tmp_path, data, encoding, expected):
@@ -159,3 +161,12 @@ def test_limit_reads_at_most_n_documents(tmp_path):
         write(tmp_path / f"d{i}.md", f"doc {i}")
     result = read(tmp_path, limit=3)
     assert [r["ordinal"] for r in result.rows] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+def test_jsonl_streams_in_any_encoding(tmp_path, encoding):
+    lines = [json.dumps({"id": f"r{i}", "text": f"Café déjà vu number {i}"}, ensure_ascii=False) for i in range(3)]
+    write(tmp_path / "t.jsonl", ("\n".join(lines) + "\n").encode(encoding))
+    result = read(tmp_path)
+    assert [r["text"] for r in result.rows] == [f"Café déjà vu number {i}" for i in range(3)]
+    assert json.loads(result.rows[0]["meta"])["encoding"] == encoding

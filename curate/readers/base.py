@@ -67,15 +67,21 @@ def decode(data: bytes) -> tuple[str, str]:
     import charset_normalizer
     from charset_normalizer.md import mess_ratio
 
-    best = charset_normalizer.from_bytes(data).best()
+    results = charset_normalizer.from_bytes(data)
+    best = results.best()
+    # On short texts charset-normalizer ranks single-byte code pages (cp1257, cp775, cp1250, cp1252) almost
+    # arbitrarily and may pick one that turns 'à' into 'ą'. cp1252, by far the most common legacy encoding,
+    # wins when the detector lists it, or when it reads no worse than the detector's pick; Cyrillic, Greek or
+    # Polish bytes read clearly worse in cp1252.
     try:
         western = data.decode("cp1252")
     except UnicodeDecodeError:
         western = None
-    # On short texts charset-normalizer often ties between single-byte code pages (cp1250, cp775, cp1252) and
-    # picks one that turns 'é' into 'ķ'. cp1252, by far the most common legacy encoding, wins unless it reads
-    # clearly worse (more "mess") than the detector's choice, as it does for Cyrillic or Greek bytes.
-    if western is not None and (best is None or mess_ratio(western, 1.0) <= best.chaos + 0.01):
+    if western is not None and (
+        any(match.encoding == "cp1252" for match in results)
+        or best is None
+        or mess_ratio(western, 1.0) <= best.chaos + 0.01
+    ):
         return western, "cp1252"
     if best is not None and best.encoding:
         return str(best), best.encoding

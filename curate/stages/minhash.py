@@ -119,7 +119,7 @@ def batch_shingle_hashes(texts: list[str], ngram: int) -> list[np.ndarray]:
 def _hash_group(texts: list[str], ngram: int) -> list[np.ndarray]:
     # NUL is no word character, so no token crosses documents; str.lower is the same joined or apart.
     joined = "\x00".join(texts)
-    if joined.isascii():  # the common case, 3x cheaper: lower-case bytes and a 128-entry table
+    if joined.isascii():  # the common case, cheaper: lower-case bytes and a 128-entry table
         cps = np.frombuffer(joined.encode("ascii").lower(), dtype=np.uint8)
         word = _word_table()[:128][cps]
         cps = cps.astype(np.uint32)
@@ -322,8 +322,11 @@ def _decide_minhash(
     # plausibly reach it, and nothing is dropped without the exact check below anyway.
     t = config.threshold
     floor = t - 4 * math.sqrt(t * (1 - t) / config.num_perm)
-    agreement = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.empty(0)
-    pairs = pairs[agreement >= floor]
+    keep = np.zeros(len(pairs), dtype=bool)
+    for lo in range(0, len(pairs), 65536):  # in slices: two (pairs x num_perm) arrays at once would be large
+        part = pairs[lo : lo + 65536]
+        keep[lo : lo + 65536] = (sigs[part[:, 0]] == sigs[part[:, 1]]).mean(axis=1) >= floor
+    pairs = pairs[keep]
     if len(pairs) == 0:
         return decisions
     involved = np.unique(pairs)
