@@ -192,12 +192,17 @@ def _stage_step(
     dataset = load_from_disk(str(upstream / "rows"))
     tmp = steps.begin(step)
     rows_in = len(dataset)
-    if rows_in:
+    if rows_in and stage.decide is not None:  # the batch phase adds scratch columns beside the unchanged rows
+        table = dataset.data.table
+        added = _run_executor(recipe, dataset, stage, config, tmp / "_scratch", step.key, reporter)
+        for name in added.column_names:
+            table = table.append_column(name, added.column(name))
+    elif rows_in:
         table = _run_executor(recipe, dataset, stage, config, tmp / "_scratch", step.key, reporter)
     else:
         table = dataset.data.table.append_column(REJECT_REASON, pa.array([], pa.string()))
         table = table.append_column(REJECT_DETAIL, pa.array([], pa.string()))
-    del dataset  # unmap the input: only the stage's output is read from here on
+    del dataset  # a changed stage reads only its output from here on (the input is unmapped)
     if stage.decide is not None:
         columns = {
             c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)

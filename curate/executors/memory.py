@@ -22,6 +22,8 @@ def run_stage_in_memory(stage, config, rows: list[Row], batch_size: int = 256) -
         chunk = rows[start : start + batch_size]
         batch = {key: [r[key] for r in chunk] for key in chunk[0]}
         result = stage.batch(batch, config)
+        if stage.decide is not None:  # a global stage's batch phase only adds scratch columns
+            result = {**batch, **result}
         out += [{key: values[i] for key, values in result.items()} for i in range(len(next(iter(result.values()))))]
     if stage.decide is not None and out:
         names = [k for k in out[0] if k in ("id", "ordinal") or k.startswith(SCRATCH_PREFIX)]

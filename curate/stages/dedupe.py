@@ -60,4 +60,4 @@ def exact_hashes(batch: Batch, config: ExactDedupeConfig) -> Batch:
         key = " ".join(text.split()) if config.ignore_whitespace else text
         key = key.lower() if config.lowercase else key
         hashes.append(hashlib.sha256(key.encode("utf-8")).hexdigest())
-    return {**batch, "_exact_hash": hashes}
+    return {"_exact_hash": hashes}

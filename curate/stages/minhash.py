@@ -365,7 +365,6 @@ def minhash_signatures(batch: Batch, config: MinHashConfig) -> Batch:
     hashes = batch_shingle_hashes(batch["text"], config.ngram)
     sigs = signatures(hashes, config.num_perm, config.seed)
     return {
-        **batch,
         "_minhash": [row.tobytes() for row in sigs],
         "_shingles": [len(h) for h in hashes],
         "_length": [len(t) for t in batch["text"]],

@@ -6,10 +6,11 @@ output must not depend on how rows are batched (tests/test_stages.py checks each
 
 Integer scratch columns named ``_count_<name>`` are summed into the step's ``counters`` in stats.json.
 
-A *global* stage (dedupe) also has a ``decide`` phase: its batch function only adds scratch columns
-(signatures, prefixed ``_``), and ``decide`` sees those columns (and ``id``, ``ordinal``) for all rows at once
-as pyarrow ChunkedArrays, so it can hold them as compact numpy arrays, in row order,
-and returns one ``(reason, detail)`` or ``None`` per row. It may fetch the text of chosen rows again.
+A *global* stage (dedupe) also has a ``decide`` phase. Its batch function returns only scratch columns
+(signatures, prefixed ``_``), which the executor puts beside the unchanged rows; ``decide`` then sees those
+columns, ``id`` and ``ordinal`` for all rows at once, as pyarrow ChunkedArrays in row order (so it can hold
+them as compact numpy arrays), may fetch the text of chosen rows again, and returns one ``(reason, detail)``
+or ``None`` per row.
 """
 
 from __future__ import annotations
