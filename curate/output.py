@@ -39,6 +39,17 @@ def save_dataset(dataset, path: Path) -> None:
     dataset.save_to_disk(str(path), num_shards=1 if len(dataset) == 0 else None)
 
 
+def iter_rows(saved: Path, columns: list[str] | None = None):
+    """Record batches of a dataset saved with save_to_disk, read with plain file reads (not a memory map, whose
+    pages would count as resident memory for as long as the mapping lives)."""
+    import pyarrow as pa
+
+    for shard in sorted(Path(saved).glob("data-*.arrow")):
+        with pa.OSFile(str(shard)) as f, pa.ipc.open_stream(f) as reader:
+            for batch in reader:
+                yield batch.select(columns) if columns else batch
+
+
 def _example_split(rows: list[dict[str, Any]]):
     import pyarrow as pa
     from datasets import Dataset, DatasetInfo
@@ -66,7 +77,7 @@ def write_dataset(
     card: str,
     schemas: dict[str, Any] | None = None,
 ) -> Path:
-    from datasets import Dataset, DatasetDict, load_from_disk
+    from datasets import DatasetDict
 
     dataset_dir = Path(dataset_dir)
     parent = dataset_dir.parent
@@ -85,10 +96,8 @@ def write_dataset(
         write_jsonl(tmp / "train.jsonl", train)
         write_jsonl(tmp / "test.jsonl", test)
 
-        docs = load_from_disk(str(documents_rows))
-        docs = Dataset(docs.data.table, info=docs.info, fingerprint=short_hash("documents", docs._fingerprint))
-        save_dataset(docs, tmp / "documents" / "data")
-        batches = docs.data.table.to_batches(max_chunksize=1000)
+        shutil.copytree(documents_rows, tmp / "documents" / "data")  # the last step's saved rows, as they are
+        batches = iter_rows(documents_rows)
         write_jsonl(tmp / "documents" / "documents.jsonl", (row for b in batches for row in b.to_pylist()))
 
         (tmp / "rejects").mkdir()

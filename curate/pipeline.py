@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import __version__
-from curate.output import dataset_card, read_jsonl, save_dataset, write_dataset, write_jsonl
+from curate.output import dataset_card, iter_rows, read_jsonl, save_dataset, write_dataset, write_jsonl
 from curate.readers import READ_STAGE, discover, fingerprint_files, iter_documents
 from curate.rows import DOC_COLUMNS, REJECT_DETAIL, REJECT_REASON, SCRATCH_PREFIX, reject_envelope
 from curate.text import count_words
@@ -221,14 +221,13 @@ def _stage_step(
         for c in table.column_names
         if c.startswith("_count_")
     }
-    dropped_mask = pc.not_equal(table.column(REJECT_REASON), "")
     kept_batches = (b.filter(pc.equal(b.column(REJECT_REASON), "")) for b in table.to_batches(max_chunksize=1000))
     kept_rows = _save_rows(kept_batches, tmp / "rows", step.key)
-    dropped = table.filter(dropped_mask).select([*DOC_COLUMNS, REJECT_REASON, REJECT_DETAIL])
+    reasons = table.column(REJECT_REASON)
 
     def envelopes():  # batch by batch: a stage that drops half a large corpus holds none of it in memory
-        for batch in dropped.to_batches(max_chunksize=1000):
-            for row in batch.to_pylist():
+        for batch in table.select([*DOC_COLUMNS, REJECT_REASON, REJECT_DETAIL]).to_batches(max_chunksize=1000):
+            for row in batch.filter(pc.not_equal(batch.column(REJECT_REASON), "")).to_pylist():
                 reason, detail = row.pop(REJECT_REASON), row.pop(REJECT_DETAIL)
                 yield reject_envelope(stage=stage.ref, reason=reason, detail=detail, row=row)
 
@@ -236,7 +235,7 @@ def _stage_step(
         stage.ref,
         rows_in=rows_in,
         rows_out=kept_rows,
-        rejected=dict(Counter(reason_slug(r) for r in dropped.column(REJECT_REASON).to_pylist())),
+        rejected=dict(Counter(reason_slug(r) for r in reasons.filter(pc.not_equal(reasons, "")).to_pylist())),
         seconds=round(time.perf_counter() - start, 3),
         expands=stage.expands,
         counters=counters,
@@ -402,7 +401,6 @@ def _rows_in(step: PlannedStep) -> int:
 
 
 def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: Reporter, wall: float) -> CurateResult:
-    from datasets import load_from_disk
 
     from curate.generate.mix import mix_examples, split_examples
 
@@ -421,9 +419,12 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
     stats.append(mix_stat)
     reporter.step_finished(mix_stat)
 
-    documents = load_from_disk(str(last_docs / "rows")).data.table
-    sources = Counter(documents.column("source").to_pylist())
-    words = sum(count_words(t) for b in documents.select(["text"]).to_batches(1000) for t in b.column(0).to_pylist())
+    sources: Counter = Counter()
+    words = rows = 0
+    for batch in iter_rows(last_docs / "rows", ["source", "text"]):
+        sources.update(batch.column(0).to_pylist())
+        words += sum(count_words(t) for t in batch.column(1).to_pylist())
+        rows += batch.num_rows
     by_reason: Counter = Counter()
     for s in stats:
         by_reason.update(s.rejected)
@@ -444,7 +445,7 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
             "test": dict(sorted(Counter(ex["kind"] for ex in test).items())),
             "total": {"train": len(train), "test": len(test)},
         },
-        "documents": {"rows": documents.num_rows, "words": words},
+        "documents": {"rows": rows, "words": words},
         "tokens": {
             "counter": "whitespace words (no tokenizer configured)",
             "train": sum(count_words(m["content"]) for ex in train for m in ex["messages"]),
