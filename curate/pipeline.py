@@ -411,10 +411,10 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
     train, test, notes = split_examples(mixed, recipe.split, recipe.seed)
     mix_stat = StepStat(
         "mix",
-        len(examples),
-        len(mixed),
-        dict(Counter(reason_slug(r["reason"]) for r in mix_rejects)),
-        round(time.perf_counter() - start, 3),
+        rows_in=len(examples),
+        rows_out=len(mixed),
+        rejected=dict(Counter(reason_slug(r["reason"]) for r in mix_rejects)),
+        seconds=round(time.perf_counter() - start, 3),
     )
     stats.append(mix_stat)
     reporter.step_finished(mix_stat)

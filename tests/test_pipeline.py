@@ -107,6 +107,7 @@ def test_rows_in_equal_rows_out_plus_rejected(sample_run):
     rejects = jsonl(result.dataset_dir / "rejects" / "rejects.jsonl")
     dropped_per_stage: Counter = Counter()
     for step in stats["steps"]:
+        assert isinstance(step["counters"], dict) and isinstance(step["seconds"], float), step
         if not step["expands"]:
             assert step["rows_in"] == step["rows_out"] + sum(step["rejected"].values()), step
         dropped_per_stage[step["step"]] += sum(step["rejected"].values())
