@@ -9,6 +9,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _RULE = re.compile(r"^ {0,3}([-*_])( *\1){2,} *$")
+_PAGE = re.compile(r"^<!-- page (\d+) -->$")  # page markers written by the PDF and PPTX readers
 
 
 def count_words(text: str) -> int:
@@ -34,6 +35,7 @@ class Block:
     text: str
     level: int = 0  # heading level, 0 for other kinds
     paragraph: int = -1  # for "sentence" pieces of a split paragraph: which paragraph, so they rejoin with spaces
+    page: int = 0  # the page the block starts on, when the text has page markers (0: unknown)
 
     @property
     def words(self) -> int:
@@ -46,36 +48,46 @@ def markdown_blocks(text: str) -> list[Block]:
     lines = text.split("\n")
     i = 0
     para: list[str] = []
+    page = 0
+
+    def add(kind: str, body: str, level: int = 0) -> None:
+        blocks.append(Block(kind, body, level=level, page=page))
 
     def flush_para() -> None:
         if para:
-            blocks.append(Block("paragraph", "\n".join(para)))
+            add("paragraph", "\n".join(para))
             para.clear()
 
     while i < len(lines):
         line = lines[i]
+        marker = _PAGE.match(line.strip())
+        if marker:
+            flush_para()
+            page = int(marker.group(1))
+            i += 1
+            continue
         fence = _FENCE.match(line)
         if fence:
             flush_para()
-            marker = fence.group(1)
+            fence_mark = fence.group(1)
             j = i + 1
-            while j < len(lines) and not lines[j].lstrip().startswith(marker[0] * len(marker)):
+            while j < len(lines) and not lines[j].lstrip().startswith(fence_mark[0] * len(fence_mark)):
                 j += 1
-            blocks.append(Block("code", "\n".join(lines[i : j + 1])))
+            add("code", "\n".join(lines[i : j + 1]))
             i = j + 1
             continue
         heading = _HEADING.match(line)
         if _RULE.match(line) and not para:
-            blocks.append(Block("rule", ""))
+            add("rule", "")
         elif heading:
             flush_para()
-            blocks.append(Block("heading", heading.group(2), level=len(heading.group(1))))
+            add("heading", heading.group(2), level=len(heading.group(1)))
         elif line.lstrip().startswith("|"):
             flush_para()
             j = i
             while j < len(lines) and lines[j].lstrip().startswith("|"):
                 j += 1
-            blocks.append(Block("table", "\n".join(lines[i:j])))
+            add("table", "\n".join(lines[i:j]))
             i = j
             continue
         elif not line.strip():

@@ -17,7 +17,10 @@ from typing import Any
 
 from curate.errors import InputError
 from curate.readers.base import BadRecord, FileRejected, Record, sniff_binary
+from curate.readers.email import read_eml, read_mbox
 from curate.readers.html import read_html
+from curate.readers.office import read_docx, read_pptx
+from curate.readers.pdf import read_pdf
 from curate.readers.tabular import read_csv, read_jsonl
 from curate.readers.text import read_markdown, read_plain
 from curate.rows import make_doc_id, new_document, reject_envelope
@@ -32,7 +35,14 @@ READERS: dict[str, Reader] = {
     ".htm": read_html,
     ".jsonl": read_jsonl,
     ".csv": read_csv,
+    ".pdf": read_pdf,
+    ".docx": read_docx,
+    ".pptx": read_pptx,
+    ".eml": read_eml,
+    ".mbox": read_mbox,
 }
+# Binary container formats: NUL bytes are expected, so they skip the binary-file check.
+BINARY_FORMATS = {".pdf", ".docx", ".pptx"}
 
 READ_STAGE = "read"
 
@@ -92,7 +102,7 @@ def fingerprint_files(files: list[InputFile]) -> str:
 
 
 # Readers that open the file themselves and stream it (the others get its bytes).
-STREAMING = {read_jsonl}
+STREAMING = {read_jsonl, read_mbox}
 
 
 def _read_file(f: InputFile, fields) -> Iterator[Record | BadRecord]:
@@ -101,9 +111,10 @@ def _read_file(f: InputFile, fields) -> Iterator[Record | BadRecord]:
         head = handle.read(65536)
     if not head.strip() and size <= len(head):
         raise FileRejected("empty_file", "the file is empty")
-    if sniff_binary(head):
+    suffix = f.path.suffix.lower()
+    if suffix not in BINARY_FORMATS and sniff_binary(head):
         raise FileRejected("binary_file", f"binary content ({size} bytes, NUL bytes in the first 8 KiB)")
-    reader = READERS.get(f.path.suffix.lower())
+    reader = READERS.get(suffix)
     if reader is None:
         known = ", ".join(sorted(READERS))
         raise FileRejected(
