@@ -446,6 +446,11 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
             "total": {"train": len(train), "test": len(test)},
         },
         "documents": {"rows": rows, "words": words},
+        "chunking": [
+            {"stage": stage.ref, "budget": config.budget()[0], "unit": config.unit}
+            for stage, config in recipe.resolved_stages
+            if stage.name == "chunk.sections"
+        ],
         "tokens": {
             "counter": "whitespace words (no tokenizer configured)",
             "train": sum(count_words(m["content"]) for ex in train for m in ex["messages"]),

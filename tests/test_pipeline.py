@@ -97,8 +97,10 @@ def test_bad_files_and_duplicates_are_in_rejects(sample_run):
     assert copy["reason"] == "exact_duplicate_of:returns-and-refunds-6f28265e#0"
     assert json.loads(copy["row"])["text"].startswith("# Returns and Refund Policy")  # nothing is lost
     documents = jsonl(result.dataset_dir / "documents" / "documents.jsonl")
-    encodings = {json.loads(d["meta"])["encoding"] for d in documents}
-    assert {"utf-8", "utf-16", "cp1252"} <= encodings
+    metas = [json.loads(d["meta"]) for d in documents]
+    assert {"utf-8", "utf-16", "cp1252"} <= {m.get("encoding") for m in metas}
+    assert {"markdown", "text", "html", "jsonl", "csv", "pdf", "docx", "email"} <= {m["format"] for m in metas}
+    assert any(m.get("chunk", {}).get("pages") == [1, 3] for m in metas)  # the quick-start PDF's provenance
 
 
 def test_rows_in_equal_rows_out_plus_rejected(sample_run):

@@ -12,6 +12,7 @@ from curate.rows import REJECT_DETAIL, REJECT_REASON, new_document
 from curate.stages import all_stages, get_stage
 from curate.stages.chunk import ChunkConfig
 from curate.stages.normalize import NormalizeConfig, normalize_text
+from tests.conftest import require
 
 
 def docs(*texts: str, ids: list[str] | None = None) -> list[dict]:
@@ -181,3 +182,40 @@ def test_every_stage_output_is_independent_of_batch_size(stage, batch_size):
         rows, _ = run_stage_in_memory(quality, quality.config(profile="company_docs"), rows)
     config = stage.config(**EXAMPLE_CONFIGS.get(stage.name, {}))
     assert run_stage_in_memory(stage, config, rows, batch_size) == run_stage_in_memory(stage, config, rows, 1000)
+
+
+@pytest.fixture(scope="module")
+def local_tokenizer(tmp_path_factory):
+    """A byte-level BPE tokenizer trained here on a few sentences and saved like any hub tokenizer."""
+    require("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    corpus = [MANUAL, "Sentence number one is here. Another sentence follows it."] * 20
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>"]))
+    path = tmp_path_factory.mktemp("tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>").save_pretrained(str(path))
+    return str(path)
+
+
+def test_chunk_budget_in_tokens_with_a_local_tokenizer(local_tokenizer):
+    from transformers import AutoTokenizer
+
+    counter = AutoTokenizer.from_pretrained(local_tokenizer)
+    prose = " ".join(f"Sentence number {i} is here." for i in range(60))
+    kept, _ = run(
+        "chunk.sections", docs(f"# Doc\n\n{prose}"), tokenizer=local_tokenizer, max_tokens=50, overlap_tokens=8
+    )
+    assert len(kept) > 3
+    for row in kept:
+        info = json.loads(row["meta"])["chunk"]
+        assert info["tokens"] == len(counter(row["text"], add_special_tokens=False)["input_ids"]) <= 50
+    words_only, _ = run("chunk.sections", docs(f"# Doc\n\n{prose}"), max_words=50, overlap_words=8)
+    assert len(words_only) != len(kept)  # tokens, not words, were counted
+
+
+def test_chunk_tokenizer_that_cannot_load_is_a_clear_error(tmp_path):
+    with pytest.raises(StageError, match=r"cannot load tokenizer .* give a local tokenizer folder"):
+        run("chunk.sections", docs("# A\n\ntext here"), tokenizer=str(tmp_path / "no-such-tokenizer"))

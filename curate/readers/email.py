@@ -16,8 +16,10 @@ from pathlib import Path
 from curate.readers.base import BadRecord, FileRejected, Record
 from curate.readers.html import html_to_markdown
 
+# An attribution line ("On Mon, 2 Mar 2026, Ann wrote:"), possibly followed by the quote on the same line
+# when an HTML message was flattened, or Outlook's rules: the reply below is not this message's text.
 _REPLY_START = re.compile(
-    r"^(On .{5,200} wrote:|-{2,}\s*Original Message\s*-{2,}|_{10,}|From: .+ Sent: .+)\s*$", re.IGNORECASE
+    r"^(On .{5,200}? wrote:|-{2,}\s*Original Message\s*-{2,}|_{10,}\s*$|From: .+ Sent: )", re.IGNORECASE
 )
 
 

@@ -50,6 +50,7 @@ def read_docx(path: Path, data: bytes, **_: object) -> Iterator[Record]:
         raise FileRejected("corrupt_file", f"python-docx cannot open it ({type(err).__name__}: {err})") from None
     blocks: list[tuple[str, str]] = []
     first_heading = ""
+    number = 0  # position in the current numbered list
     for element in document.element.body.iterchildren():
         tag = element.tag.rsplit("}", 1)[-1]
         if tag == "tbl":
@@ -72,7 +73,8 @@ def read_docx(path: Path, data: bytes, **_: object) -> Iterator[Record]:
         elif "List Bullet" in style:
             blocks.append(("item", "- " + text))
         elif "List Number" in style:
-            blocks.append(("item", "1. " + text))
+            number = number + 1 if blocks and blocks[-1][1].startswith(f"{number}. ") else 1
+            blocks.append(("item", f"{number}. " + text))
         else:
             blocks.append(("paragraph", text))
     if not blocks:

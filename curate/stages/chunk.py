@@ -149,8 +149,8 @@ def _sentence_pieces(block: Block, n: int, budget: int, measure: Measure) -> lis
     return pieces
 
 
-def _units(blocks: list[Block], budget: int, measure: Measure) -> list[tuple[Block, int]]:
-    """(block, size) cut to fit the budget where a cut is allowed: paragraphs by sentence, tables by row."""
+def _units(blocks: list[Block], budget: int, measure: Measure) -> list[Block]:
+    """Blocks cut to fit the budget where a cut is allowed: paragraphs by sentence, tables by row."""
     units: list[Block] = []
     for n, block in enumerate(blocks):
         if block.kind == "code" or measure(block.text) <= budget:
@@ -159,21 +159,21 @@ def _units(blocks: list[Block], budget: int, measure: Measure) -> list[tuple[Blo
             units.extend(_split_table(block, budget, measure))
         else:
             units.extend(_sentence_pieces(block, n, budget, measure))
-    return [(u, measure(u.text)) for u in units]
+    return units
 
 
-def _overlap(units: list[tuple[Block, int]], overlap: int, measure: Measure) -> list[tuple[Block, int]]:
+def _overlap(units: list[Block], overlap: int, measure: Measure) -> list[Block]:
     """Trailing sentences of the previous chunk's prose, at most ``overlap`` in all."""
-    carried: list[tuple[Block, int]] = []
+    carried: list[Block] = []
     total = 0
-    for unit, _ in reversed(units):
+    for unit in reversed(units):
         if unit.kind not in ("paragraph", "sentence"):
             break
         for sentence in reversed(split_sentences(unit.text)):
             size = measure(sentence)
             if total + size > overlap:
                 return carried
-            carried.insert(0, (Block("sentence", sentence, paragraph=unit.paragraph, page=unit.page), size))
+            carried.insert(0, Block("sentence", sentence, paragraph=unit.paragraph, page=unit.page))
             total += size
     return carried
 
@@ -190,25 +190,26 @@ def _join(units: list[Block]) -> str:
 def pack_section(
     blocks: list[Block], budget: int, overlap: int, measure: Measure = count_words
 ) -> list[tuple[str, list[int]]]:
-    """(text, [first page, last page] or []) for each chunk of one section."""
-    chunks: list[list[tuple[Block, int]]] = []
-    current: list[tuple[Block, int]] = []
-    fresh = 0  # size in current that is not overlap
-    for unit, size in _units(blocks, budget, measure):
-        if fresh and sum(s for _, s in current) + size > budget:
+    """(text, [first page, last page] or []) for each chunk of one section. A chunk is measured as the joined
+    text it will be (a tokenizer counts separators, and merges across them), not as a sum of its parts."""
+    chunks: list[list[Block]] = []
+    current: list[Block] = []
+    fresh = False  # current holds more than the overlap carried from the previous chunk
+    for unit in _units(blocks, budget, measure):
+        if fresh and measure(_join([*current, unit])) > budget:
             chunks.append(current)
             current = _overlap(current, overlap, measure) if overlap else []
-            if sum(s for _, s in current) + size > budget:
+            if current and measure(_join([*current, unit])) > budget:
                 current = []
-            fresh = 0
-        current.append((unit, size))
-        fresh += size
+            fresh = False
+        current.append(unit)
+        fresh = True
     if fresh:
         chunks.append(current)
     out = []
     for chunk in chunks:
-        pages = sorted({u.page for u, _ in chunk if u.page})
-        out.append((_join([u for u, _ in chunk]), [pages[0], pages[-1]] if pages else []))
+        pages = sorted({u.page for u in chunk if u.page})
+        out.append((_join(chunk), [pages[0], pages[-1]] if pages else []))
     return out
 
 

@@ -1,0 +1,204 @@
+"""Write the sample PDF, DOCX and e-mail of Acme Outdoor, reproducibly (same bytes on every run).
+
+    python sample_data/make_documents.py
+
+The PDF is written by a minimal PDF writer (text only, Helvetica, one content stream per page) so that the
+file needs no PDF library to make and carries a real text layer with a running header and footer on every
+page. The DOCX is written with python-docx (headings, a bulleted list, a numbered list and a table); its
+timestamps are fixed so the bytes do not change. The tests build their fixtures with the same functions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _pdf_string(text: str) -> bytes:
+    raw = text.encode("cp1252", errors="replace")
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
+def pdf_bytes(pages: list[list[str]], title: str = "", header: str = "", footer: str = "") -> bytes:
+    """A text-only PDF: each page a list of lines; ``header`` and ``footer`` (with {page} and {pages}) on every
+    page. A page with no lines and no header/footer has no text layer (a stand-in for a scanned page)."""
+    objects: list[bytes] = []
+
+    def add(body: bytes) -> int:
+        objects.append(body)
+        return len(objects)
+
+    catalog = add(b"")  # filled in below, once the page tree exists
+    pages_id = add(b"")
+    font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    page_ids = []
+    for number, lines in enumerate(pages, start=1):
+        ops = [b"BT /F1 9 Tf 72 760 Td", _pdf_string(header.format(page=number, pages=len(pages))) + b" Tj ET"] if header else []
+        if lines:
+            ops += [b"BT /F1 11 Tf 14 TL 72 720 Td"]
+            ops += [_pdf_string(line) + b" Tj T*" for line in lines]
+            ops += [b"ET"]
+        if footer:
+            ops += [b"BT /F1 9 Tf 72 40 Td", _pdf_string(footer.format(page=number, pages=len(pages))) + b" Tj ET"]
+        stream = b"\n".join(ops)
+        content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        page_ids.append(
+            add(
+                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, content, font)
+            )
+        )
+    kids = b" ".join(b"%d 0 R" % p for p in page_ids)
+    objects[pages_id - 1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(page_ids))
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id
+    info = add(b"<< /Title " + _pdf_string(title) + b" /Producer (gristmill sample_data) >>")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.writelines(b"%010d 00000 n \n" % off for off in offsets)
+    out.write(b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\n" % (len(objects) + 1, catalog, info))
+    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
+    return out.getvalue()
+
+
+QUICK_START = [
+    [
+        "Trailhead 2 Tent Quick Start",
+        "",
+        "This guide gets you from the box to a pitched tent in about five minutes.",
+        "Read it once at home and pitch the tent in your garden before your first trip.",
+        "",
+        "Before you leave home",
+        "Check that the bag holds the inner tent, the rain fly, the hub pole set,",
+        "ten stakes and four guylines. Seal the seams only if the fly is older than",
+        "five years; new flies are taped at the factory.",
+    ],
+    [
+        "Pitching in wind",
+        "Stake the windward corners first and keep the fly packed until the inner",
+        "tent stands. Point the narrow end into the wind and tension the guylines",
+        "at an angle of about 45 degrees. In gusts above 60 km/h, add the two",
+        "extra stakes to the vestibule tie-outs.",
+        "",
+        "Striking the tent",
+        "Shake out sand and leaves, fold the poles from the middle outwards and",
+        "dry the fly at home within 24 hours to protect its coating.",
+    ],
+    [
+        "Spare parts and repairs",
+        "Replacement pole sections, stakes and zip sliders are free during the",
+        "lifetime warranty. Order them from the repair centre with your order",
+        "number. A cracked pole can be splinted with the repair sleeve until then.",
+    ],
+]
+
+
+def write_quick_start(path: Path) -> None:
+    path.write_bytes(
+        pdf_bytes(
+            QUICK_START,
+            title="Trailhead 2 Tent Quick Start",
+            header="Acme Outdoor | Trailhead 2 Quick Start Guide",
+            footer="Page {page} of {pages} | acme-outdoor.example",
+        )
+    )
+
+
+def docx_bytes(build) -> bytes:
+    """A .docx made by ``build(document)``, with fixed timestamps in its parts so the bytes are stable."""
+    import docx
+
+    document = docx.Document()
+    fixed = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    document.core_properties.created = fixed
+    document.core_properties.modified = fixed
+    build(document)
+    raw = io.BytesIO()
+    document.save(raw)
+    # Rewrite the zip with fixed entry dates (python-docx stamps the current time on every entry).
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw.getvalue())) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            entry = zipfile.ZipInfo(item.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, src.read(item.filename))
+    return out.getvalue()
+
+
+def _travel_policy(document) -> None:
+    document.core_properties.title = "Travel and Expenses Policy"
+    document.add_heading("Travel and Expenses Policy", level=1)
+    document.add_paragraph(
+        "This policy explains what Acme Outdoor pays for when employees travel for work, and how to claim it."
+    )
+    document.add_heading("Booking travel", level=2)
+    document.add_paragraph(
+        "Book flights and hotels through the travel portal at least 14 days ahead. Economy class is the rule for "
+        "flights under six hours; premium economy is allowed on longer flights."
+    )
+    for item in ("Trains are preferred for trips under four hours.", "Rental cars need a manager's approval."):
+        document.add_paragraph(item, style="List Bullet")
+    document.add_heading("Daily allowances", level=2)
+    document.add_paragraph("Meals are reimbursed up to the daily allowance of the destination:")
+    table = document.add_table(rows=1, cols=3)
+    for cell, text in zip(table.rows[0].cells, ("Destination", "Meals per day", "Hotel per night"), strict=True):
+        cell.text = text
+    for row in (("United States", "75 USD", "220 USD"), ("Canada", "90 CAD", "250 CAD"), ("Netherlands", "65 EUR", "180 EUR")):
+        cells = table.add_row().cells
+        for cell, text in zip(cells, row, strict=True):
+            cell.text = text
+    document.add_heading("Claiming expenses", level=2)
+    for step in (
+        "Photograph every receipt on the day you get it.",
+        "Submit the claim in the expenses app within 30 days of your return.",
+        "Your manager approves it, and payment follows with the next salary run.",
+    ):
+        document.add_paragraph(step, style="List Number")
+
+
+ESCALATION = """From: Support Team <support@acme-outdoor.example>
+To: Warehouse Team <warehouse@acme-outdoor.example>
+Subject: Escalation: damaged tents from the March batch
+Date: Tue, 03 Mar 2026 10:15:00 -0700
+Message-ID: <escalation-2026-03-03@acme-outdoor.example>
+Content-Type: text/plain; charset="utf-8"
+
+Hi all,
+
+Since Friday we have had nine returns of Trailhead 2 tents with a torn fly near the
+vestibule zip. All of them come from the March batch. Please hold the remaining
+stock from that batch until quality has inspected it, and send replacements from
+the February batch instead.
+
+Customers who report the problem get a replacement shipped by express at no cost,
+as the returns policy says for items that arrive damaged.
+
+Thanks,
+Support
+
+On Mon, 02 Mar 2026 at 16:40, Warehouse Team wrote:
+> Can you tell us which batch the returns come from?
+> We need the lot numbers before we can stop shipping.
+"""
+
+
+def main() -> None:
+    docs = HERE / "docs"
+    (docs / "manuals").mkdir(parents=True, exist_ok=True)
+    (docs / "policies").mkdir(parents=True, exist_ok=True)
+    write_quick_start(docs / "manuals" / "trailhead-2-quick-start.pdf")
+    (docs / "policies" / "travel-and-expenses.docx").write_bytes(docx_bytes(_travel_policy))
+    (docs / "support" / "escalation-damaged-tents.eml").write_text(ESCALATION, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""PDF, DOCX, PPTX and e-mail readers: structure, provenance, and a clear reject for each bad file."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from curate.executors.memory import run_stage_in_memory
+from curate.readers import discover, read_documents
+from curate.recipe import FieldsSection
+from curate.stages import get_stage
+from sample_data.make_documents import docx_bytes, pdf_bytes
+from tests.conftest import require, write
+
+
+def read(path):
+    return read_documents(discover([str(path)]), FieldsSection())
+
+
+def one(path) -> dict:
+    result = read(path)
+    assert not result.rejects, result.rejects
+    (row,) = result.rows
+    return row
+
+
+PAGES = [
+    ["Returns Guide", "", "You can return items within 60 days.", "Refunds take 5 to 10 days."],
+    ["Exchanges", "", "We do not process direct exchanges.", "Return the item and order again."],
+    ["Contact", "", "Write to the returns team for help."],
+    ["Appendix", "", "Forms are in the member area."],
+]
+
+
+def test_pdf_pages_in_order_with_running_header_and_footer_removed(tmp_path):
+    require("pypdf")
+    write(
+        tmp_path / "guide.pdf",
+        pdf_bytes(PAGES, title="Returns Guide", header="ACME CONFIDENTIAL", footer="Page {page} of {pages}"),
+    )
+    row = one(tmp_path / "guide.pdf")
+    meta = json.loads(row["meta"])
+    assert meta["pages"] == 4 and row["title"] == "Returns Guide"
+    assert "ACME CONFIDENTIAL" not in row["text"] and "Page 2 of 4" not in row["text"]
+    assert (
+        row["text"].index("within 60 days") < row["text"].index("direct exchanges") < row["text"].index("member area")
+    )
+    assert "<!-- page 3 -->" in row["text"]
+    # Page provenance survives chunking (markers leave the text, pages go to meta).
+    chunk = get_stage("chunk.sections")
+    kept, _ = run_stage_in_memory(chunk, chunk.config(max_words=12, overlap_words=0), [row])
+    pages = [json.loads(r["meta"])["chunk"]["pages"] for r in kept]
+    assert pages[0] == [1, 1] and pages[-1] == [4, 4] and all("<!--" not in r["text"] for r in kept)
+
+
+def test_short_pdf_keeps_a_line_that_is_on_two_pages_only(tmp_path):
+    require("pypdf")
+    write(tmp_path / "two.pdf", pdf_bytes(PAGES[:2], header="Same header"))
+    assert "Same header" in one(tmp_path / "two.pdf")["text"]  # fewer than 3 pages: nothing is "running"
+
+
+def test_bad_pdfs_are_rejected_with_reasons(tmp_path):
+    pypdf = require("pypdf")
+    good = pdf_bytes(PAGES[:1])
+    write(tmp_path / "corrupt.pdf", good[: len(good) // 3])
+    write(tmp_path / "scan.pdf", pdf_bytes([[], []]))
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(good)))
+    writer.encrypt("s3cret")
+    encrypted = io.BytesIO()
+    writer.write(encrypted)
+    write(tmp_path / "locked.pdf", encrypted.getvalue())
+    reasons = {r["source"]: (r["reason"], r["detail"]) for r in read(tmp_path).rejects}
+    assert reasons["corrupt.pdf"][0] == "corrupt_file"
+    assert reasons["scan.pdf"] == ("no_text_layer", "2 page(s) and no text layer (a scan?); OCR it first")
+    assert reasons["locked.pdf"][0] == "encrypted_file" and "password" in reasons["locked.pdf"][1]
+
+
+def _policy(document):
+    document.add_heading("Expenses", level=1)
+    document.add_paragraph("Claims are paid monthly.")
+    document.add_heading("Limits", level=2)
+    document.add_paragraph("Taxi rides are covered.", style="List Bullet")
+    document.add_paragraph("Minibar is not covered.", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "Item", "Limit | cap"
+    table.rows[1].cells[0].text, table.rows[1].cells[1].text = "Meals", "75 USD"
+    document.add_paragraph("First step.", style="List Number")
+    document.add_paragraph("Second step.", style="List Number")
+
+
+def test_docx_headings_lists_and_tables_as_markdown(tmp_path):
+    require("docx")
+    write(tmp_path / "policy.docx", docx_bytes(_policy))
+    row = one(tmp_path / "policy.docx")
+    assert row["title"] == "Expenses"
+    assert row["text"] == (
+        "# Expenses\n\nClaims are paid monthly.\n\n## Limits\n\n- Taxi rides are covered.\n- Minibar is not covered."
+        "\n\n| Item | Limit \\| cap |\n| --- | --- |\n| Meals | 75 USD |\n\n1. First step.\n2. Second step."
+    )
+    assert docx_bytes(_policy) == docx_bytes(_policy), "the fixture is reproducible"
+
+
+def test_bad_docx_files(tmp_path):
+    require("docx")
+    write(tmp_path / "broken.docx", b"PK\x03\x04 not really a zip")
+    write(tmp_path / "empty.docx", docx_bytes(lambda document: None))
+    reasons = {r["source"]: r["reason"] for r in read(tmp_path).rejects}
+    assert reasons == {"broken.docx": "corrupt_file", "empty.docx": "empty_document"}
+
+
+def test_pptx_slide_titles_become_headings(tmp_path):
+    pptx = require("pptx")
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    for title, bullets in (
+        ("Q3 Returns", ["Return rate fell to 4%", "Most returns: sizing"]),
+        ("Next steps", ["Better size charts"]),
+    ):
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        body = slide.placeholders[1].text_frame
+        body.text = bullets[0]
+        for extra in bullets[1:]:
+            body.add_paragraph().text = extra
+    table_slide = deck.slides.add_slide(deck.slide_layouts[5])
+    table_slide.shapes.title.text = "Numbers"
+    table = table_slide.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    table.cell(0, 0).text, table.cell(0, 1).text, table.cell(1, 0).text, table.cell(1, 1).text = (
+        "Month",
+        "Rate",
+        "July",
+        "4%",
+    )
+    raw = io.BytesIO()
+    deck.save(raw)
+    write(tmp_path / "review.pptx", raw.getvalue())
+    row = one(tmp_path / "review.pptx")
+    assert row["title"] == "Q3 Returns" and json.loads(row["meta"])["pages"] == 3
+    assert "# Q3 Returns\n\n- Return rate fell to 4%\n- Most returns: sizing" in row["text"]
+    assert "<!-- page 2 -->\n# Next steps" in row["text"]
+    assert "| Month | Rate |\n| --- | --- |\n| July | 4% |" in row["text"]
+
+
+EML = """From: Ann <ann@example.com>
+To: support@acme-outdoor.example
+Subject: Broken zip
+Message-ID: <m1@example.com>
+Content-Type: text/plain; charset="utf-8"
+
+The zip on my jacket broke after two weeks.
+Can I get it repaired?
+
+On Mon, 2 Mar 2026, Support wrote:
+> Thanks for your message.
+> We will look into it.
+"""
+
+
+def test_eml_subject_body_and_quoted_reply_stripped(tmp_path):
+    write(tmp_path / "m.eml", EML)
+    row = one(tmp_path / "m.eml")
+    assert row["title"] == "Broken zip" and row["doc_id"] == "m1@example.com"
+    assert row["text"] == "The zip on my jacket broke after two weeks.\nCan I get it repaired?"
+
+
+def test_mbox_one_document_per_message_and_empty_ones_rejected(tmp_path):
+    html = (
+        EML.replace("Broken zip", "HTML only")
+        .replace("<m1@", "<m2@")
+        .replace(
+            'text/plain; charset="utf-8"\n\nThe zip on my jacket broke after two weeks.\nCan I get it repaired?',
+            'text/html; charset="utf-8"\n\n<p>Please <b>call</b> me back.</p>',
+        )
+    )
+    quoted_only = EML.replace("<m1@", "<m3@").replace(
+        "The zip on my jacket broke after two weeks.\nCan I get it repaired?\n", "> only a quote\n"
+    )
+    box = "".join(f"From sender@example.com Mon Mar  2 10:00:00 2026\n{m}\n" for m in (EML, html, quoted_only))
+    write(tmp_path / "inbox.mbox", box)
+    result = read(tmp_path)
+    assert [r["doc_id"] for r in result.rows] == ["m1@example.com", "m2@example.com"]
+    assert result.rows[1]["text"] == "Please call me back."
+    assert [(r["reason"], r["id"]) for r in result.rejects] == [("empty_document", "inbox.mbox:3")]
+
+
+def test_sample_pdf_and_docx_are_reproducible(tmp_path):
+    require("docx")
+    from sample_data import make_documents
+
+    make_documents.write_quick_start(tmp_path / "q.pdf")
+    shipped = make_documents.HERE / "docs" / "manuals" / "trailhead-2-quick-start.pdf"
+    assert (tmp_path / "q.pdf").read_bytes() == shipped.read_bytes()
+    shipped_docx = make_documents.HERE / "docs" / "policies" / "travel-and-expenses.docx"
+    assert make_documents.docx_bytes(make_documents._travel_policy) == shipped_docx.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["empty.pdf", "empty.eml"])
+def test_empty_files_of_each_format(tmp_path, name):
+    write(tmp_path / name, b"")
+    assert [r["reason"] for r in read(tmp_path).rejects] == ["empty_file"]
