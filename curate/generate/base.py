@@ -129,3 +129,33 @@ def section_topic(row: dict[str, Any], separator: str = " > ") -> str:
 
 def pick(rng: random.Random, specs: list[TemplateSpec], n: int) -> list[TemplateSpec]:
     return rng.sample(specs, min(n, len(specs)))
+
+
+def examples_per_document(
+    ctx: GenerateContext,
+    kind: str,
+    config: Any,
+    specs: list[TemplateSpec],
+    variables_for: Callable[[dict[str, Any], Any], dict[str, Any] | None],
+    extra_meta: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """For each document row that ``variables_for`` accepts: ``config.per_doc`` templates drawn with a seed
+    from (kind, row id), one example each, grounded in that row and grouped by its document."""
+    out = []
+    for row in ctx.documents_for(config):
+        variables = variables_for(row, config)
+        if variables is None:
+            continue
+        rng = ctx.rng(kind, row["id"])
+        for spec in pick(rng, specs, config.per_doc):
+            example = ctx.example(
+                kind,
+                spec,
+                {**variables, "variant": rng.randrange(1_000_000)},
+                source_ids=[row["id"]],
+                group=row["doc_id"],
+                meta={"section": row["section"], **(extra_meta or {})},
+            )
+            if example:
+                out.append(example)
+    return out

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from curate.generate.base import GenerateContext, GeneratorConfig, pick, register_generator, section_topic
+from curate.generate.base import (
+    GenerateContext,
+    GeneratorConfig,
+    examples_per_document,
+    register_generator,
+    section_topic,
+)
 from curate.text import count_words, split_sentences
 
 
@@ -47,21 +53,4 @@ def qa_variables(row: dict, config: QAConfig) -> dict | None:
 )
 def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
     """Questions from heading path and title; the answer is the section text, grounded in the document."""
-    out = []
-    for row in ctx.documents_for(config):
-        variables = qa_variables(row, config)
-        if variables is None:
-            continue
-        rng = ctx.rng("qa", row["id"])
-        for spec in pick(rng, specs, config.per_doc):
-            example = ctx.example(
-                "qa",
-                spec,
-                {**variables, "variant": rng.randrange(1_000_000)},
-                source_ids=[row["id"]],
-                group=row["doc_id"],
-                meta={"section": row["section"]},
-            )
-            if example:
-                out.append(example)
-    return out
+    return examples_per_document(ctx, "qa", config, specs, qa_variables)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from curate.generate.base import GenerateContext, GeneratorConfig, pick, register_generator, section_topic
+from curate.generate.base import (
+    GenerateContext,
+    GeneratorConfig,
+    examples_per_document,
+    register_generator,
+    section_topic,
+)
 from curate.text import count_words, markdown_blocks, split_sentences
 
 
@@ -55,21 +61,6 @@ def summary_variables(row: dict, config: SummaryConfig) -> dict | None:
 )
 def generate_summary(ctx: GenerateContext, config: SummaryConfig, specs) -> list[dict]:
     """Summarize a section: the user gives the text, the answer is its lead sentences."""
-    out = []
-    for row in ctx.documents_for(config):
-        variables = summary_variables(row, config)
-        if variables is None:
-            continue
-        rng = ctx.rng("summary", row["id"])
-        for spec in pick(rng, specs, config.per_doc):
-            example = ctx.example(
-                "summary",
-                spec,
-                {**variables, "variant": rng.randrange(1_000_000)},
-                source_ids=[row["id"]],
-                group=row["doc_id"],
-                meta={"section": row["section"], "method": f"lead_{config.sentences}_sentences"},
-            )
-            if example:
-                out.append(example)
-    return out
+    return examples_per_document(
+        ctx, "summary", config, specs, summary_variables, extra_meta={"method": f"lead_{config.sentences}_sentences"}
+    )
