@@ -66,11 +66,15 @@ input:
   fields: {{text: {text_field}, id: {id_field}, title: {title_field}}}
 
 stages:                       # run in this order; `gristmill stages` lists them all with their options
+  - {{use: pii.redact, with: {{allow: []}}}}   # first, so nothing later sees PII; list public contacts in allow
   - {{use: normalize.text}}
   - {{use: dedupe.exact}}     # whole documents, before chunking
+  - {{use: dedupe.minhash, with: {{threshold: 0.8}}}}   # near-duplicate documents (edited copies)
   - {{use: chunk.sections, with: {{max_words: 300, overlap_words: 30}}}}
-  - {{use: dedupe.exact}}     # repeated sections (boilerplate) after chunking
+  - {{use: dedupe.exact, with: {{boilerplate_min_docs: 3}}}}   # repeated sections; footers everywhere go
   - {{use: filter.length, with: {{min_words: 8}}}}
+  - {{use: filter.quality, with: {{profile: company_docs}}}}  # or profile: web for crawled pages
+  - {{use: label.heuristic}}  # language, length, tables, code, reading level; select on them with select.threshold
 
 generate:                     # offline template generators; `gristmill templates` lists the templates
   - {{kind: qa, per_doc: 2}}

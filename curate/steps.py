@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def _save_rows(batches, path: Path, key: str) -> int:
     return rows
 
 
-def _write_step_meta(tmp: Path, stat: StepStat, rejects: list[dict[str, Any]]) -> None:
+def _write_step_meta(tmp: Path, stat: StepStat, rejects: Iterable[dict[str, Any]]) -> None:
     write_jsonl(tmp / "rejects.jsonl", rejects)
     (tmp / "stat.json").write_text(json.dumps(asdict(stat), sort_keys=True))
 

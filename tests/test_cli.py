@@ -64,8 +64,16 @@ def test_curate_errors_have_exit_codes_and_messages(cli, in_tmp):
 
 
 def test_init_then_dry_run_then_curate_then_inspect(cli, in_tmp):
-    write(in_tmp / "docs" / "policy.md", "# Policy\n\n## Returns\n\n" + "You can return items within 30 days. " * 10)
-    write(in_tmp / "docs" / "faq.html", "<h1>FAQ</h1><h2>Hours?</h2><p>" + "We open at nine every day. " * 10 + "</p>")
+    returns = (
+        "You can return unused items within 30 days of delivery. Refunds go back to the original payment method "
+        "within a week. Sale items are final. Members of the club get a longer window of 60 days for returns."
+    )
+    hours = (
+        "Our stores open at nine every weekday and at ten on weekends. The repair desk closes an hour earlier, "
+        "and the cafe serves coffee until five in the afternoon on every day of the week."
+    )
+    write(in_tmp / "docs" / "policy.md", f"# Policy\n\n## Returns\n\n{returns}")
+    write(in_tmp / "docs" / "faq.html", f"<h1>FAQ</h1><h2>When are you open?</h2><p>{hours}</p>")
     assert cli("init", "docs").exit_code == 0
     assert cli("init", "docs").exit_code == 2  # refuses to overwrite
     dry = cli("curate", "recipe.yaml", "--dry-run")
