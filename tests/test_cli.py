@@ -72,7 +72,7 @@ def test_init_then_dry_run_then_curate_then_inspect(cli, in_tmp):
         "Our stores open at nine every weekday and at ten on weekends. The repair desk closes an hour earlier, "
         "and the cafe serves coffee until five in the afternoon on every day of the week."
     )
-    write(in_tmp / "docs" / "policy.md", f"# Policy\n\n## Returns\n\n{returns}")
+    write(in_tmp / "docs" / "policy.md", f"# Policy\n\n## Returns\n\n{returns} Tags like [not markup] stay.")
     write(in_tmp / "docs" / "faq.html", f"<h1>FAQ</h1><h2>When are you open?</h2><p>{hours}</p>")
     assert cli("init", "docs").exit_code == 0
     assert cli("init", "docs").exit_code == 2  # refuses to overwrite
@@ -84,8 +84,9 @@ def test_init_then_dry_run_then_curate_then_inspect(cli, in_tmp):
     assert "qa" in run.output and "runs/docs/dataset" in run.output
     dry = cli("curate", "recipe.yaml", "--dry-run")
     assert "done (resumes)" in dry.output
-    shown = cli("inspect", "runs/docs")
+    shown = cli("inspect", "runs/docs", "--sample", "5")
     assert shown.exit_code == 0 and "drop funnel" in shown.output
+    assert "[not markup]" in shown.output  # document text is shown as text, never as rich markup
     data = json.loads(cli("inspect", "runs/docs/dataset", "--json", "--kind", "qa", "--sample", "1").output)
     assert set(data["examples"]) == {"qa"} and len(data["examples"]["qa"]) == 1
     assert data["counts"]["train"]["qa"] + data["counts"]["test"].get("qa", 0) > 0

@@ -50,6 +50,7 @@ class RichReporter(Reporter):
 
 def print_curate_summary(console, result: CurateResult) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     steps = Table("step", "rows in", "rows out", "dropped", "reasons", "seconds", title="curation")
     for s in result.steps:
@@ -65,7 +66,7 @@ def print_curate_summary(console, result: CurateResult) -> None:
     kinds.add_row("[bold]total[/]", str(ex["total"]["train"]), str(ex["total"]["test"]))
     console.print(kinds)
     for note in result.stats["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note: ", "yellow"), note))
     console.print(
         f"dataset: [bold]{result.dataset_dir}[/]  rejects: {result.stats['rejects']['total']} "
         f"in {result.dataset_dir / 'rejects' / 'rejects.jsonl'}  ({result.stats['wall_seconds']:.1f}s)"

@@ -52,6 +52,7 @@ def inspect_dataset(
 def print_inspection(console, data: dict[str, Any]) -> None:
     from rich.panel import Panel
     from rich.table import Table
+    from rich.text import Text
 
     console.print(f"[bold]{data['dataset']}[/]")
     counts = Table("kind", "train", "test", title="examples")
@@ -64,12 +65,16 @@ def print_inspection(console, data: dict[str, Any]) -> None:
         funnel.add_row(s["step"], str(s["rows_in"]), str(s["rows_out"]), reasons)
     console.print(funnel)
     rejects = Table("reason", "count", "examples (source: detail)", title="rejects", show_lines=True)
+    # Document text is data: it goes in as Text, never as rich markup (a "[bold]" in a document stays literal).
     for slug, info in data["rejects"].items():
         shown = "\n".join(f"{r['source'] or r['id']}: {r['detail']}" for r in info["examples"])
-        rejects.add_row(slug, str(info["count"]), shown)
+        rejects.add_row(Text(slug), str(info["count"]), Text(shown))
     console.print(rejects)
     for k, items in data["examples"].items():
         for ex in items:
-            body = "\n\n".join(f"[bold]{m['role']}[/]: {m['content'][:600]}" for m in ex["messages"])
-            title = f"{k} · {ex['template']} · {', '.join(ex['source_ids']) or 'no source'}"
+            body = Text()
+            for i, m in enumerate(ex["messages"]):
+                body.append(("\n\n" if i else "") + m["role"], style="bold")
+                body.append(": " + m["content"][:600])
+            title = Text(f"{k} · {ex['template']} · {', '.join(ex['source_ids']) or 'no source'}")
             console.print(Panel(body, title=title, title_align="left"))
