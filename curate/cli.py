@@ -104,6 +104,50 @@ def _print_plan(recipe, limit: int | None) -> None:
 
 
 @main.command()
+@click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override train.* (sft.max_steps=20).")
+@click.option("--preflight-only", is_flag=True, help="Check the data against the template and stop.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in <run>/model/checkpoints.")
+@handle_errors
+def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: bool) -> None:
+    """Fine-tune on a curated dataset with TRL's SFTTrainer (preflight first, always)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from train.sft import train_model
+
+    console = _console()
+    with Progress(
+        TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"),
+        console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("train", total=None, loss="")
+
+        def on_progress(step: int, total: int, last: dict) -> None:
+            loss = f"loss {last['loss']:.3f}" if "loss" in last else ""
+            progress.update(task, completed=step, total=total or None, loss=loss)
+
+        result = train_model(
+            path, list(overrides), preflight_only=preflight_only, resume=resume, on_progress=on_progress
+        )
+    table = Table("preflight", "", title="preflight")
+    for name, value in result.preflight.rows():
+        table.add_row(name, value)
+    console.print(table)
+    for kind, rendered in result.preflight.samples.items():
+        console.rule(f"{kind}: trained tokens in [[...]]")
+        console.print(Text(rendered[-700:]))
+    if result.final_dir is not None:
+        s = result.summary
+        console.print(
+            f"trained {s['steps']} steps in {s['wall_seconds']:.1f}s ({s['tokens_per_second']} tokens/s), "
+            f"final loss {s['loss_curve'][-1]['loss'] if s['loss_curve'] else float('nan'):.3f}; "
+            f"model: [bold]{result.final_dir}[/]"
+        )
+
+
+@main.command()
 @handle_errors
 def stages() -> None:
     """List the registered stages and generators with their config fields."""

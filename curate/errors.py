@@ -5,7 +5,8 @@
     ├── InputError                 the input paths match nothing, or an input cannot be used at all
     ├── TemplateError              a template is missing, its front matter is wrong, or it fails to render
     ├── StageError                 a stage or generator is unknown, or failed on the data
-    └── OutputError                the run directory cannot be written, or a dataset directory is not one
+    ├── OutputError                the run directory cannot be written, or a dataset directory is not one
+    └── TrainError                 preflight found a problem, or a model cannot be loaded or trained
 
 Every message says what is wrong, where (file, key path, record), the bad value, and how to fix it.
 A malformed *record* is not an error: it becomes a reject envelope and the run goes on.
@@ -38,3 +39,9 @@ class StageError(GristmillError):
 
 class OutputError(GristmillError):
     exit_code = 6
+
+
+class TrainError(GristmillError):
+    """Training cannot start or go on: preflight found a problem, or the model cannot be loaded."""
+
+    exit_code = 7
