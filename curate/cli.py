@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -131,6 +132,8 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
         result = train_model(
             path, list(overrides), preflight_only=preflight_only, resume=resume, on_progress=on_progress
         )
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch or torchrun, one process reports
+        return
     table = Table("preflight", "", title="preflight")
     for name, value in result.preflight.rows():
         table.add_row(name, value)
@@ -140,11 +143,27 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
         console.print(Text(rendered[-700:]))
     if result.final_dir is not None:
         s = result.summary
+        loss = f"{s['loss_curve'][-1]['loss']:.3f}" if s["loss_curve"] else "not logged yet"
         console.print(
             f"trained {s['steps']} steps in {s['wall_seconds']:.1f}s ({s['tokens_per_second']} tokens/s), "
-            f"final loss {s['loss_curve'][-1]['loss'] if s['loss_curve'] else float('nan'):.3f}; "
-            f"model: [bold]{result.final_dir}[/]"
+            f"final loss {loss}; model: [bold]{result.final_dir}[/]"
         )
+
+
+@main.command("accelerate-config")
+@click.argument("strategy", type=click.Choice(["ddp", "fsdp"]))
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1), help="GPUs (processes).")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
+def accelerate_config(strategy: str, processes: int, output: Path | None) -> None:
+    """Write an accelerate config for multi-GPU training with DDP or FSDP."""
+    from train.launch import accelerate_yaml
+
+    text = accelerate_yaml(strategy, processes)
+    if output:
+        output.write_text(text)
+        _console().print(f"wrote {output}; run: accelerate launch --config_file {output} -m curate.cli train RUN")
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()

@@ -172,3 +172,107 @@ def test_lora_saves_adapter_and_merged_model_that_reload(sample_run, tmp_path):
     assert PeftConfig.from_pretrained(str(out.final_dir)).r == 4
     merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "final-merged"))
     assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+def _plain_tokenizer(tmp_path, specials=("<unk>",)):
+    """A tokenizer with no chat template and no ChatML tokens, saved and loaded like any other."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        ["Hello there, how can I help you today?"] * 10, trainers.BpeTrainer(special_tokens=list(specials))
+    )
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>").save_pretrained(str(tmp_path))
+    return AutoTokenizer.from_pretrained(str(tmp_path))
+
+
+def test_chat_template_choice_tokenizer_trl_or_bundled(tmp_path, trained):
+    from importlib.resources import files
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from train.chat_template import ensure_training_template
+
+    assert ensure_training_template(_tokenizer(trained)).source == "tokenizer"
+
+    known = _plain_tokenizer(tmp_path / "known")
+    known.chat_template = (files("trl") / "chat_templates" / "llama3.jinja").read_text()
+    choice = ensure_training_template(known)
+    assert choice.source == "trl" and "{% generation %}" in known.chat_template
+
+    bare = _plain_tokenizer(tmp_path / "bare")
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(bare), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+        )
+    )
+    before = len(bare)
+    choice = ensure_training_template(bare, model)
+    assert choice.source == "bundled-chatml" and choice.added_tokens == 2 and len(bare) == before + 2
+    assert model.get_input_embeddings().weight.shape[0] == len(bare)
+    out = bare.apply_chat_template(
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+        tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+    )  # fmt: skip
+    assert (
+        bare.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m])
+        == "Hello<|im_end|>"
+    )
+    assert torch.is_tensor(model.get_input_embeddings().weight)
+
+
+def test_train_cli_preflight_only_and_errors(sample_run, monkeypatch):
+    require("trl")
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    result, _ = sample_run
+    runner = CliRunner()
+    out = runner.invoke(main, ["train", str(result.run_dir), "--preflight-only"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "trainable tokens" in out.output and "truncated at max_length=1024" in out.output
+    assert "[[" in out.output and "<|im_end|>]]" in out.output  # the trained span is shown
+    out = runner.invoke(main, ["train", str(result.run_dir), "--preflight-only", "--set", "sft.max_length=8"])
+    assert out.exit_code == 7 and "would lose every trained token" in out.output
+    out = runner.invoke(main, ["train", str(result.run_dir), "--set", "sft.lr=1"])
+    assert out.exit_code == 2 and "train.sft.lr: not an SFTConfig argument" in out.output
+
+
+def test_accelerate_configs_parse_for_accelerate(tmp_path):
+    require("accelerate")
+    import yaml
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from train.launch import accelerate_yaml
+
+    for strategy, kind in (("ddp", "MULTI_GPU"), ("fsdp", "FSDP")):
+        path = tmp_path / f"{strategy}.yaml"
+        path.write_text(accelerate_yaml(strategy, 4))
+        assert yaml.safe_load(path.read_text())["num_processes"] == 4
+        config = load_config_from_file(str(path))
+        assert str(config.distributed_type).endswith(kind) and config.num_processes == 4
+
+
+def test_two_process_gloo_run_on_cpu(sample_run, tmp_path):
+    """Two CPU processes (torch.distributed's gloo, launched by torchrun): one dataset, one model, one report."""
+    import os
+    import subprocess
+    import sys
+
+    result, _ = sample_run
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "curate.cli", "train", str(result.run_dir),
+        "--set", "sft.max_steps=2", "--set", "eval_split=null", "--set", f"output_dir={tmp_path}",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "training_summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 2
+    assert out.stdout.count("trained 2 steps") == 1  # one process reports

@@ -136,6 +136,8 @@ def train_model(
     if not cuda:
         torch.set_num_threads(section.threads or 1)
     tiny = section.model in TINY_NAMES
+    # Under accelerate launch or torchrun every process builds the same seeded tiny model; the first to finish
+    # renames its folder into place and the others use it.
     model_path = str(build_tiny(dataset_dir, output_dir / "base-tiny", seed=seed)) if tiny else section.model
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     try:
@@ -203,7 +205,9 @@ def train_model(
     wall = time.perf_counter() - start
 
     final = output_dir / "final"
-    trainer.save_model(str(final))
+    trainer.save_model(str(final))  # every process takes part (sharded models), the main one writes
+    if not trainer.is_world_process_zero():
+        return TrainResult(output_dir, final, {}, report)
     tokenizer.save_pretrained(str(final))
     if peft_config is not None:
         merged = trainer.model.merge_and_unload()
@@ -225,6 +229,7 @@ def train_model(
         "tokens_per_second": round(tokens / wall, 1) if wall else None,
         "trainable_tokens_per_epoch": report.trainable_tokens,
         "resumed": bool(resume and checkpoints),
+        "processes": trainer.args.world_size,
         "lora": section.lora.model_dump() if section.lora else None,
         "sft": {k: v for k, v in args_dict.items() if k != "output_dir"},
     }

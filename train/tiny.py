@@ -11,6 +11,8 @@ far too low from scratch, and LoRA on a random model learns almost nothing.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 from train.chat_template import CHATML_WITH_GENERATION, IM_END, IM_START
@@ -31,8 +33,9 @@ def _texts(dataset_dir: Path):
 
 
 def build_tiny(dataset_dir: Path, out_dir: Path, *, vocab_size: int = 4096, seed: int = 13) -> Path:
-    """Train the tokenizer and build the model into ``out_dir`` (reused when it is already there)."""
-    if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
+    """Train the tokenizer and build the model into ``out_dir`` (reused when it is already there). Written to a
+    temporary folder and renamed, so a concurrent process never loads half a model."""
+    if out_dir.is_dir():
         return out_dir
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -68,7 +71,11 @@ def build_tiny(dataset_dir: Path, out_dir: Path, *, vocab_size: int = 4096, seed
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    model.save_pretrained(str(tmp), is_main_process=True)  # every process writes its own temporary copy
+    tokenizer.save_pretrained(str(tmp))
+    try:
+        os.rename(tmp, out_dir)
+    except OSError:  # another process finished first: use its model
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
