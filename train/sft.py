@@ -139,11 +139,10 @@ def train_model(
     # Under accelerate launch or torchrun every process builds the same seeded tiny model; the first to finish
     # renames its folder into place and the others use it.
     model_path = str(build_tiny(dataset_dir, output_dir / "base-tiny", seed=seed)) if tiny else section.model
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=offline)
-        model = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=offline)
-    except OSError as err:
+    try:  # from_pretrained honours HF_HUB_OFFLINE: with it set, only local folders and the cache are used
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+    except (OSError, ValueError) as err:  # missing files; a name that is no valid hub id
         raise TrainError(
             f"cannot load model {section.model!r} ({err}); give a local model folder, a hub id that is in the local "
             "cache, or model: tiny"

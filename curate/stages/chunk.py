@@ -63,13 +63,10 @@ class ChunkConfig(BaseModel):
 @functools.lru_cache(maxsize=4)
 def token_counter(name: str) -> Measure:
     """Count tokens with a transformers tokenizer, loaded once per process (only when a recipe asks for it)."""
-    import os
+    from transformers import AutoTokenizer  # honours HF_HUB_OFFLINE: no download attempt when it is set
 
-    from transformers import AutoTokenizer
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=offline)
+        tokenizer = AutoTokenizer.from_pretrained(name)
     except Exception as err:
         raise StageError(
             f"chunk.sections: cannot load tokenizer {name!r} ({type(err).__name__}: {err}); "
