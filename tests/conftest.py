@@ -60,3 +60,15 @@ def write(path: Path, content: str | bytes) -> Path:
     else:
         path.write_text(content, encoding="utf-8")
     return path
+
+
+def _hypothesis_profiles() -> None:
+    """CI runs the property tests derandomized, so a run is reproducible; locally they explore new inputs."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    if os.environ.get("CI", "").lower() == "true":
+        settings.load_profile("ci")
+
+
+_hypothesis_profiles()
