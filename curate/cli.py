@@ -129,18 +129,27 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
             loss = f"loss {last['loss']:.3f}" if "loss" in last else ""
             progress.update(task, completed=step, total=total or None, loss=loss)
 
+        def on_preflight(report) -> None:
+            if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch or torchrun, one process reports
+                return
+            table = Table("preflight", "", title="preflight")
+            for name, value in report.rows():
+                table.add_row(name, value)
+            console.print(table)
+            for kind, rendered in report.samples.items():
+                console.rule(f"{kind}: trained tokens in [[...]]")
+                console.print(Text(rendered[-700:]))
+
         result = train_model(
-            path, list(overrides), preflight_only=preflight_only, resume=resume, on_progress=on_progress
+            path,
+            list(overrides),
+            preflight_only=preflight_only,
+            resume=resume,
+            on_progress=on_progress,
+            on_preflight=on_preflight,
         )
-    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch or torchrun, one process reports
+    if int(os.environ.get("RANK", "0")) != 0:
         return
-    table = Table("preflight", "", title="preflight")
-    for name, value in result.preflight.rows():
-        table.add_row(name, value)
-    console.print(table)
-    for kind, rendered in result.preflight.samples.items():
-        console.rule(f"{kind}: trained tokens in [[...]]")
-        console.print(Text(rendered[-700:]))
     if result.final_dir is not None:
         s = result.summary
         loss = f"{s['loss_curve'][-1]['loss']:.3f}" if s["loss_curve"] else "not logged yet"

@@ -115,6 +115,7 @@ def train_model(
     preflight_only: bool = False,
     resume: bool = False,
     on_progress: Callable[[int, int, dict], None] | None = None,
+    on_preflight: Callable[[Any], None] | None = None,
 ) -> TrainResult:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     dataset_dir = check_dataset_dir(path)
@@ -124,10 +125,16 @@ def train_model(
     output_dir.mkdir(parents=True, exist_ok=True)
     seed = section.seed if section.seed is not None else int(resolved.get("seed", 13))
 
+    import datasets
     import torch
+    import transformers
     from datasets import load_from_disk
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
+
+    # Progress is the caller's (rich) job: no tqdm bars from datasets or transformers, no printed log dicts.
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
 
     from train.chat_template import ensure_training_template
     from train.preflight import memory_estimate, run_preflight
@@ -168,6 +175,8 @@ def train_model(
         int(getattr(model.config, "num_hidden_layers", 0) or 0),
         2 if args_dict.get("bf16") else 4,
     )
+    if on_preflight is not None:
+        on_preflight(report)
     if preflight_only:
         return TrainResult(output_dir, None, {}, report)
 
@@ -198,6 +207,7 @@ def train_model(
         peft_config=peft_config,
         callbacks=[_progress_callback(on_progress, loss_log)],
     )
+    trainer.remove_callback(PrinterCallback)
     checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
