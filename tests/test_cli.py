@@ -87,7 +87,10 @@ def test_init_then_dry_run_then_curate_then_inspect(cli, in_tmp):
     shown = cli("inspect", "runs/docs", "--sample", "5")
     assert shown.exit_code == 0 and "drop funnel" in shown.output
     assert "[not markup]" in shown.output  # document text is shown as text, never as rich markup
+    assert "lengths" in shown.output and "labels" in shown.output
     data = json.loads(cli("inspect", "runs/docs/dataset", "--json", "--kind", "qa", "--sample", "1").output)
+    assert data["lengths"]["qa examples"]["max"] >= data["lengths"]["qa examples"]["p50"] > 0
+    assert data["labels"]["language"] == {"en": sum(data["labels"]["language"].values())}
     assert set(data["examples"]) == {"qa"} and len(data["examples"]["qa"]) == 1
     assert data["counts"]["train"]["qa"] + data["counts"]["test"].get("qa", 0) > 0
 

@@ -240,3 +240,17 @@ def test_limit_and_empty_results(tmp_path, monkeypatch):
     assert set(nothing.stats["examples"]["generated"]) == {"persona"}
     assert "generate.0 (qa) made no examples" in " ".join(nothing.stats["notes"])
     assert "generate.1 (summary) made no examples" in " ".join(nothing.stats["notes"])
+
+
+def test_inspect_shows_the_sample_run(sample_run):
+    from curate.report.inspect import inspect_dataset
+
+    result, _ = sample_run
+    data = inspect_dataset(result.run_dir, sample=2)
+    (cluster,) = [c for c in data["duplicate_clusters"] if c["kept"] == "returns-and-refunds-6f28265e#0"]
+    assert cluster["copies"] == 2  # the exact copy and the edited 2024 copy
+    assert any("jaccard 0.9" in d for d in cluster["dropped"])
+    assert set(data["labels"]) >= {"language", "length", "has_table", "has_code", "reading_level"}
+    documents = (result.dataset_dir / "documents" / "documents.jsonl").read_text().splitlines()
+    assert sum(data["labels"]["has_table"].values()) == len(documents)  # every kept row is labelled
+    assert set(data["rejects"]) >= {"binary_file", "near_duplicate_of", "boilerplate"}

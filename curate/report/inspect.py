@@ -34,9 +34,13 @@ def inspect_dataset(
         if reason and slug != reason:
             continue
         by_reason.setdefault(slug, []).append(r)
+    documents = read_jsonl(dataset_dir / "documents" / "documents.jsonl")
     return {
         "dataset": str(dataset_dir),
         "counts": {name: dict(sorted(Counter(ex["kind"] for ex in rows).items())) for name, rows in splits.items()},
+        "lengths": _lengths(splits, documents),
+        "labels": _label_counts(documents),
+        "duplicate_clusters": _clusters(rejects, sample),
         "funnel": [{k: s[k] for k in ("step", "rows_in", "rows_out", "rejected")} for s in stats["steps"]],
         "rejects": {
             slug: {
@@ -49,6 +53,54 @@ def inspect_dataset(
     }
 
 
+def _percentiles(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {"p50": 0, "p90": 0, "max": 0}
+    ordered = sorted(values)
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p90": ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))],
+        "max": ordered[-1],
+    }
+
+
+def _lengths(splits: dict[str, list], documents: list[dict]) -> dict[str, dict[str, int]]:
+    """Words per example by kind (all turns) and per document row."""
+    per_kind: dict[str, list[int]] = {}
+    for rows in splits.values():
+        for ex in rows:
+            per_kind.setdefault(ex["kind"], []).append(sum(len(m["content"].split()) for m in ex["messages"]))
+    out = {f"{kind} examples": _percentiles(v) for kind, v in sorted(per_kind.items())}
+    out["document rows"] = _percentiles([len(d["text"].split()) for d in documents])
+    return out
+
+
+def _label_counts(documents: list[dict]) -> dict[str, dict[str, int]]:
+    """How document rows spread over each label's values (reading level in bands of 4 grades)."""
+    counts: dict[str, Counter] = {}
+    for d in documents:
+        for key, value in json.loads(d.get("labels") or "{}").items():
+            if key == "reading_level" and isinstance(value, (int, float)):
+                low = int(value // 4 * 4)
+                value = f"{low}-{low + 3}"
+            counts.setdefault(key, Counter())[str(value)] += 1
+    return {key: dict(c.most_common()) for key, c in sorted(counts.items())}
+
+
+def _clusters(rejects: list[dict], top: int) -> list[dict[str, Any]]:
+    """The largest groups of exact and near duplicates: the kept row and the rows dropped as its copies."""
+    groups: dict[str, list[dict]] = {}
+    for r in rejects:
+        slug, _, kept = r["reason"].partition(":")
+        if slug in ("exact_duplicate_of", "near_duplicate_of") and kept:
+            groups.setdefault(kept, []).append(r)
+    largest = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[: max(top, 1)]
+    return [
+        {"kept": kept, "copies": len(items), "dropped": [f"{r['source']} ({r['detail']})" for r in items[:5]]}
+        for kept, items in largest
+    ]
+
+
 def print_inspection(console, data: dict[str, Any]) -> None:
     from rich.panel import Panel
     from rich.table import Table
@@ -59,6 +111,20 @@ def print_inspection(console, data: dict[str, Any]) -> None:
     for k in sorted(set(data["counts"]["train"]) | set(data["counts"]["test"])):
         counts.add_row(k, str(data["counts"]["train"].get(k, 0)), str(data["counts"]["test"].get(k, 0)))
     console.print(counts)
+    lengths = Table("rows", "p50 words", "p90 words", "max words", title="lengths")
+    for name, p in data["lengths"].items():
+        lengths.add_row(name, str(p["p50"]), str(p["p90"]), str(p["max"]))
+    console.print(lengths)
+    if data["labels"]:
+        labels = Table("label", "values (document rows)", title="labels")
+        for key, values in data["labels"].items():
+            labels.add_row(key, Text(", ".join(f"{v} {n}" for v, n in values.items())))
+        console.print(labels)
+    if data["duplicate_clusters"]:
+        clusters = Table("kept row", "copies dropped", "dropped (source, detail)", title="largest duplicate clusters")
+        for c in data["duplicate_clusters"]:
+            clusters.add_row(Text(c["kept"]), str(c["copies"]), Text("\n".join(c["dropped"])))
+        console.print(clusters)
     funnel = Table("step", "rows in", "rows out", "dropped by reason", title="drop funnel")
     for s in data["funnel"]:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items())) or "-"
