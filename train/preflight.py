@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 
 from curate.errors import TrainError
 
@@ -113,7 +112,3 @@ def run_preflight(
             f"{max_length}; raise train.sft.max_length or shorten those examples"
         )
     return report
-
-
-def sample_rows(report: Preflight) -> list[dict[str, Any]]:
-    return [{"kind": k, "rendered": v} for k, v in report.samples.items()]
