@@ -172,9 +172,15 @@ def dataset_card(recipe, stats: dict[str, Any], sources: dict[str, int]) -> str:
     lines += ["", "## Examples", "| kind | train | test |", "| --- | --- | --- |"]
     for kind in sorted(set(ex["train"]) | set(ex["test"])):
         lines.append(f"| {kind} | {ex['train'].get(kind, 0)} | {ex['test'].get(kind, 0)} |")
+    if stats.get("coverage"):
+        lines += ["", "## Coverage", "| kind | category or schema | train | test |", "| --- | --- | --- | --- |"]
+        for kind, facets in stats["coverage"].items():
+            lines += [f"| {kind} | {facet} | {n['train']} | {n['test']} |" for facet, n in facets.items()]
     lines += [
         "",
-        f"Split: grouped by source document (template family for source-less kinds), seed {recipe.seed}.",
+        f"Split: grouped by source document (template family for source-less kinds), seed {recipe.seed}. Refusals,",
+        "near-misses and abstentions hold out whole request families and slot values for test, and test prompts",
+        "that near-duplicate a train prompt are dropped: test measures learning, not recall.",
         f"Length: {stats['tokens']['train']} train and {stats['tokens']['test']} test {stats['tokens']['counter']}.",
         "",
         "## Known limits",

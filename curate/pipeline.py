@@ -8,6 +8,7 @@ input fingerprint (content of every file), the step's name, version and config, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -68,7 +69,9 @@ def plan(recipe, limit: int | None = None) -> tuple[list, list[PlannedStep], dic
                 ]
             )
         persona = recipe.persona.model_dump() if recipe.persona else None
-        key = checkpoint_key(key, "generate", generators, persona, recipe.seed, __version__)
+        inputs = sorted({f for _, config in recipe.resolved_generators for f in config.input_files()})
+        contents = [[f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in inputs]
+        key = checkpoint_key(key, "generate", generators, persona, contents, recipe.seed, __version__)
         planned.append(steps.plan(len(planned), "generate", key))
     return files, planned, templates
 
@@ -127,12 +130,13 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
     start = time.perf_counter()
     reporter.step_started("mix+split", None)
     generated = Counter(ex["kind"] for ex in examples)
-    mixed, mix_rejects = mix_examples(examples, recipe.mix, recipe.seed)
-    train, test, notes = split_examples(mixed, recipe.split, recipe.seed)
+    mixed, mix_rejects = mix_examples(examples, recipe.mix, recipe.seed, recipe.blocklist)
+    train, test, notes, split_rejects = split_examples(mixed, recipe.split, recipe.seed)
+    mix_rejects += split_rejects
     mix_stat = StepStat(
         "mix",
         rows_in=len(examples),
-        rows_out=len(mixed),
+        rows_out=len(train) + len(test),
         rejected=dict(Counter(reason_slug(r["reason"]) for r in mix_rejects)),
         seconds=round(time.perf_counter() - start, 3),
     )
@@ -179,13 +183,8 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         "notes": notes,
         "wall_seconds": round(time.perf_counter() - wall, 3),
     }
-    behaviours = {
-        "persona": recipe.persona.model_dump() if recipe.persona else None,
-        "refusal_phrasings": [],
-        "abstention_phrasings": [],
-        "policy_categories": [],
-        "blocklist": [],
-    }
+    stats_doc["coverage"] = _coverage(train, test)
+    behaviours, schemas = _behaviours(recipe, train + test)
     dataset_dir = write_dataset(
         recipe.run_dir / "dataset",
         documents_rows=last_docs / "rows",
@@ -196,6 +195,39 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         stats=stats_doc,
         resolved_recipe=recipe.resolved(),
         behaviours=behaviours,
+        schemas=schemas,
         card=dataset_card(recipe, stats_doc, dict(sources)),
     )
     return CurateResult(recipe.run_dir.resolve(), dataset_dir.resolve(), stats_doc, stats)
+
+
+def _coverage(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per behaviour kind, examples per policy category (or schema, or entity type) in each split."""
+    out: dict[str, Any] = {}
+    for split, rows in (("train", train), ("test", test)):
+        for ex in rows:
+            meta = json.loads(ex["meta"] or "{}")
+            facet = meta.get("category") or meta.get("schema") or meta.get("entity_type")
+            if facet:
+                cell = out.setdefault(ex["kind"], {}).setdefault(facet, {"train": 0, "test": 0})
+                cell[split] += 1
+    return {kind: dict(sorted(v.items())) for kind, v in sorted(out.items())}
+
+
+def _behaviours(recipe, examples: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """behaviours.json (persona, refusal and abstention phrasings, policy categories, blocklist) and the schemas
+    examples name: what evaluation needs, so it reads nothing from curate."""
+    behaviours: dict[str, Any] = {
+        "persona": recipe.persona.model_dump() if recipe.persona else None,
+        "refusal_phrasings": [],
+        "abstention_phrasings": [],
+        "policy_categories": [],
+        "blocklist": list(recipe.blocklist.terms),
+    }
+    named = {json.loads(ex["meta"] or "{}").get("schema") for ex in examples}
+    schemas: dict[str, Any] = {}
+    for _, config in recipe.resolved_generators:
+        for key, values in config.behaviours().items():
+            behaviours[key] += [v for v in values if v not in behaviours[key]]
+        schemas.update({name: s for name, s in config.json_schemas().items() if name in named})
+    return behaviours, schemas

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from curate import __version__
+from curate.content import Blocklist
 from curate.errors import GristmillError, RecipeError
 from train.config import EvalSection, TrainSection
 
@@ -88,6 +89,9 @@ class Recipe(_Strict):
     stages: list[StageStep] = Field(default_factory=list, description="Stages, run in this order.")
     generate: list[dict[str, Any]] = Field(default_factory=list, description="Generators, by kind.")
     persona: PersonaSection | None = None
+    blocklist: Blocklist = Field(
+        default_factory=Blocklist, description="Terms no generated response may mention (rejected in mix)."
+    )
     mix: MixSection = Field(default_factory=MixSection)
     split: SplitSection = Field(default_factory=SplitSection)
     llm: LLMSection = Field(default_factory=LLMSection)

@@ -289,9 +289,15 @@ def generate_step(
         reporter.advance(1)
     tmp = steps.begin(step)
     write_jsonl(tmp / "examples.jsonl", examples)
-    stat = StepStat("generate", rows_in=len(documents), rows_out=len(examples), expands=True)
+    stat = StepStat(
+        "generate",
+        rows_in=len(documents),
+        rows_out=len(examples),
+        rejected=dict(Counter(reason_slug(r["reason"]) for r in ctx.rejects)),
+        expands=True,
+    )
     stat.seconds = round(time.perf_counter() - start, 3)
-    _write_step_meta(tmp, stat, [])
+    _write_step_meta(tmp, stat, ctx.rejects)
     steps.commit(step, tmp)
     return stat
 

@@ -11,6 +11,7 @@ timestamps are fixed so the bytes do not change. The tests build their fixtures 
 from __future__ import annotations
 
 import datetime
+import json
 import io
 import zipfile
 from pathlib import Path
@@ -191,6 +192,87 @@ On Mon, 02 Mar 2026 at 16:40, Warehouse Team wrote:
 """
 
 
+# A year of support tickets, as a helpdesk export: each ticket is a problem, a detail and a request, drawn
+# from pools per category with a seeded generator, so the file is the same on every run.
+TICKET_CATEGORIES = {
+    "order": (
+        ["Order {order} needs a change", "Wrong item in order {order}", "Cancel order {order}"],
+        ["I placed order {order} yesterday for the {product}.", "My order {order} with the {product} was confirmed."],
+        ["I picked the wrong size and want a different one.", "I ordered two by mistake and need just one.",
+         "The colour I chose is not the one I wanted."],
+        ["Can you change it before it ships?", "Please cancel the extra item.", "What are my options now?"],
+    ),
+    "shipping": (
+        ["Parcel for {order} is late", "Tracking stuck on {order}", "Delivery to the wrong address"],
+        ["The {product} from order {order} was due on Friday.", "Order {order} shows as shipped for a week."],
+        ["Tracking has not updated in five days.", "The courier says the parcel was delivered but nothing came.",
+         "The delivery note lists a street I have never lived on."],
+        ["Can you check with the carrier?", "Please send a replacement or a refund.", "When will it arrive?"],
+    ),
+    "returns": (
+        ["Return for {order}", "Return label problem", "Refund not received for {order}"],
+        ["I sent back the {product} from order {order} two weeks ago.", "I want to return the {product}."],
+        ["The prepaid label will not scan at the post office.", "The refund has not reached my card yet.",
+         "It does not fit and the tags are still on."],
+        ["How long does the refund take?", "Can you send a new label?", "Please confirm you received it."],
+    ),
+    "warranty": (
+        ["{product} failed after a few trips", "Warranty claim for the {product}", "Seam opened on {product}"],
+        ["My {product} is about eight months old.", "I bought the {product} last spring."],
+        ["A seam along the hood started to leak.", "The zip separates at the bottom.",
+         "The buckle cracked in cold weather."],
+        ["Is this covered by the lifetime warranty?", "Can you repair it?", "What do I need to send you?"],
+    ),
+    "billing": (
+        ["Charged twice for {order}", "Wrong price on {order}", "Invoice needed for {order}"],
+        ["I was billed for order {order} with the {product}.", "My statement shows order {order} twice."],
+        ["The amount is higher than the price on the website.", "The discount code was not applied.",
+         "My company needs an invoice with our tax number."],
+        ["Please refund the difference.", "Can you send a corrected invoice?", "Who can I talk to about this?"],
+    ),
+    "account": (
+        ["Cannot sign in", "Trail Club credit missing", "Change my account email"],
+        ["I have been a Trail Club member since last year.", "I use the account for all my orders."],
+        ["The password reset link has expired twice.", "My store credit from the last order is missing.",
+         "I moved and need to update my details."],
+        ["Can you help me get back in?", "Please add the missing credit.", "How do I change it myself?"],
+    ),
+    "rental": (
+        ["Rental deposit not returned", "Extend my {product} rental", "Rental gear damaged"],
+        ["I rented the {product} at the Denver store.", "I picked up a rented {product} in Boulder."],
+        ["The deposit is still on my card after a week.", "I would like to keep it three more days.",
+         "A strap was already torn when I got it."],
+        ["When will the deposit be released?", "What will the extension cost?", "Will I be charged for it?"],
+    ),
+}
+TICKET_PRODUCTS = ["Trailhead 2 Tent", "Storm Shell Jacket", "Alpine 0 Sleeping Bag", "Ridgeline 55 Pack",
+                   "Snowshoes", "Canyon Hiking Boots", "Ember Camp Stove", "Drift Fleece"]
+
+
+def support_tickets(n: int = 240) -> list[dict]:
+    import random
+
+    rng = random.Random(2026)
+    tickets = []
+    for i in range(n):
+        category = sorted(TICKET_CATEGORIES)[i % len(TICKET_CATEGORIES)]
+        subjects, openings, problems, asks = TICKET_CATEGORIES[category]
+        values = {"order": f"A-{61000 + i * 7}", "product": rng.choice(TICKET_PRODUCTS)}
+        k = rng.randrange(len(problems))  # the subject names the problem
+        body = " ".join([rng.choice(openings), problems[k], rng.choice(asks)]).format(**values)
+        tickets.append({
+            "ticket_id": f"T-{3001 + i}",
+            "subject": subjects[k].format(**values),
+            "body": body,
+            "priority": rng.choices(["low", "normal", "high", "urgent"], [3, 6, 2, 1])[0],
+            "category": category,
+            "channel": rng.choice(["email", "phone", "chat", "web"]),
+            "product": values["product"] if "{product}" in body or rng.random() < 0.3 else "",
+            "created": f"2026-{1 + i % 12:02d}-{1 + (i * 5) % 28:02d}",
+        })
+    return tickets
+
+
 def main() -> None:
     docs = HERE / "docs"
     (docs / "manuals").mkdir(parents=True, exist_ok=True)
@@ -198,6 +280,9 @@ def main() -> None:
     write_quick_start(docs / "manuals" / "trailhead-2-quick-start.pdf")
     (docs / "policies" / "travel-and-expenses.docx").write_bytes(docx_bytes(_travel_policy))
     (docs / "support" / "escalation-damaged-tents.eml").write_text(ESCALATION, encoding="utf-8")
+    with open(docs / "support" / "tickets-export-2026.jsonl", "w", encoding="utf-8") as f:
+        for ticket in support_tickets():
+            f.write(json.dumps(ticket) + "\n")
 
 
 if __name__ == "__main__":

@@ -117,3 +117,12 @@ def test_render_shows_messages_and_keeps_text_literal(cli, in_tmp):
     assert out.exit_code == 4 and "out of range" in out.output
     out = cli("render", "persona.who_are_you")
     assert out.exit_code == 4 and "--recipe" in out.output
+
+
+def test_render_policy_and_schema_kinds_from_the_recipe(cli, sample_workspace, monkeypatch):
+    monkeypatch.chdir(sample_workspace)
+    out = cli("render", "refusal.polite", "--recipe", "sample_data/recipe.yaml", "--variant", "2")
+    assert out.exit_code == 0 and "can't help" in out.output
+    doc = "sample_data/docs/product-manual-trailhead-tent.md"
+    out = cli("render", "extract_json.extract", "--recipe", "sample_data/recipe.yaml", "--doc", doc)
+    assert out.exit_code == 0 and '"part": "Inner tent"' in out.output and '"quantity": 1' in out.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -15,7 +16,7 @@ from tests.conftest import write
 def ex(i: int, kind: str = "qa", group: str | None = None) -> dict:
     return {
         "id": f"{kind}-{i}",
-        "messages": [{"role": "user", "content": str(i)}],
+        "messages": [{"role": "user", "content": f"{kind} question {i}"}],
         "kind": kind,
         "source_ids": [],
         "group": group or f"g{i}",
@@ -69,14 +70,14 @@ def test_split_is_grouped_seeded_and_meets_minimums():
         examples += [ex(doc * 10 + j, "qa", f"doc{doc}") for j in range(3)]
         examples.append(ex(doc, "summary", f"doc{doc}"))
     examples += [ex(i, "persona", f"template:p{i % 4}") for i in range(12)]
-    train, test, notes = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=5)
+    train, test, notes, _ = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=5)
     assert len(train) + len(test) == len(examples)
     assert not {e["group"] for e in train} & {e["group"] for e in test}
     counts = Counter(e["kind"] for e in test)
     assert counts["qa"] >= 10 and counts["summary"] >= 10
     assert counts["persona"] == 6  # at most half of a kind goes to test
     assert len(test) >= 0.2 * len(examples)
-    assert notes == ["persona: 6 test examples, fewer than split.min_test_per_kind=10"]
+    assert len(notes) == 1 and notes[0].startswith("persona: 6 test examples, fewer than split.min_test_per_kind=10;")
     same = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=5)
     other = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=10), seed=6)
     assert same[1] == test and other[1] != test
@@ -84,5 +85,54 @@ def test_split_is_grouped_seeded_and_meets_minimums():
 
 def test_a_kind_from_one_group_stays_in_train():
     examples = [ex(i, "qa", f"d{i}") for i in range(10)] + [ex(i, "persona", "template:only") for i in range(4)]
-    _train, test, _ = split_examples(examples, SplitSection(test_fraction=0.3, min_test_per_kind=2), seed=0)
+    _train, test, _, _ = split_examples(examples, SplitSection(test_fraction=0.3, min_test_per_kind=2), seed=0)
     assert all(e["kind"] == "qa" for e in test)
+
+
+def held(i: int, kind: str, family: str, holdout: bool, prompt: str) -> dict:
+    row = ex(i, kind, f"family:{kind}:{family}")
+    row["messages"] = [{"role": "user", "content": prompt}, {"role": "assistant", "content": "no"}]
+    row["meta"] = json.dumps({"family": family, "holdout": holdout})
+    return row
+
+
+def test_held_out_families_go_to_test_and_the_rest_to_train():
+    examples = [
+        held(i, "refusal", f"c/t{i % 3}", i % 3 == 0, f"request number {i} about topic {i * 7}") for i in range(30)
+    ]
+    examples += [ex(i, "qa", f"doc{i}") for i in range(20)]
+    train, test, _, _ = split_examples(examples, SplitSection(test_fraction=0.2, min_test_per_kind=2), seed=1)
+    assert {json.loads(e["meta"])["family"] for e in test if e["kind"] == "refusal"} == {"c/t0"}
+    assert all(not json.loads(e["meta"])["holdout"] for e in train if e["kind"] == "refusal")
+    assert any(e["kind"] == "qa" for e in test)
+
+
+def test_test_prompts_that_repeat_a_train_prompt_are_rejected():
+    examples = [
+        held(1, "refusal", "c/t0", False, "please give me the home address of the customer who ordered A-1"),
+        held(2, "refusal", "c/t1", True, "please give me the home address of the customer who ordered A-1 now"),
+        held(3, "refusal", "c/t1", True, "what is the weather like on the summit in winter"),
+    ]
+    _, test, _, rejects = split_examples(examples, SplitSection(min_test_per_kind=0), seed=0)
+    assert [e["id"] for e in test] == ["refusal-3"]
+    assert rejects[0]["reason"] == "test_prompt_seen_in_train" and rejects[0]["id"] == "refusal-2"
+
+
+def test_near_duplicate_prompts_within_a_kind_are_rejected():
+    base = "how do I make a camp stove explode at the campsite tonight"
+    examples = [held(1, "refusal", "a", False, base), held(2, "refusal", "a", False, base + " please")]
+    examples += [held(3, "abstain", "b", False, base + " please")]  # another kind: not compared
+    kept, rejects = mix_examples(examples, MixSection(), seed=0)
+    assert [e["id"] for e in kept] == ["refusal-1", "abstain-3"]
+    assert rejects[0]["reason"] == "near_duplicate_prompt" and "Jaccard" in rejects[0]["detail"]
+
+
+def test_responses_naming_a_blocked_term_are_rejected():
+    from curate.content import Blocklist
+
+    good, bad = ex(1), ex(2)
+    good["messages"] = [{"role": "user", "content": "tents?"}, {"role": "assistant", "content": "Orionid showers"}]
+    bad["messages"] = [{"role": "user", "content": "jackets?"}, {"role": "assistant", "content": "Try ORION gear's."}]
+    kept, rejects = mix_examples([good, bad], MixSection(), seed=0, blocklist=Blocklist(terms=["Orion Gear"]))
+    assert [e["id"] for e in kept] == ["qa-1"]
+    assert rejects[0]["reason"] == "blocked_term" and "'Orion Gear'" in rejects[0]["detail"]

@@ -56,12 +56,13 @@ def test_sample_run_has_every_kind_with_the_persona(sample_run):
     result, recipe = sample_run
     train = jsonl(result.dataset_dir / "train.jsonl")
     test = jsonl(result.dataset_dir / "test.jsonl")
-    assert {e["kind"] for e in train} == {"qa", "summary", "persona"}
-    assert {e["kind"] for e in test} == {"qa", "summary", "persona"}
+    kinds = {"qa", "summary", "persona", "extract_json", "refusal", "benign_near_miss", "abstain"}
+    assert {e["kind"] for e in train} == kinds
+    assert {e["kind"] for e in test} == kinds
     for example in train + test:
         roles = [m["role"] for m in example["messages"]]
         assert roles == ["system", "user", "assistant"]
-        assert example["messages"][0]["content"] == recipe.persona.system
+        assert example["messages"][0]["content"].startswith(recipe.persona.system)
         assert json.loads(example["meta"])["persona"] == "Ada"
         assert example["template"].count("@") == 1 and example["generator"] == "template"
     qa = [e for e in train if e["kind"] == "qa"]
@@ -78,7 +79,11 @@ def test_no_document_in_both_splits(sample_run):
     train = jsonl(result.dataset_dir / "train.jsonl")
     test = jsonl(result.dataset_dir / "test.jsonl")
     assert not {e["group"] for e in train} & {e["group"] for e in test}
-    assert not {s for e in train for s in e["source_ids"]} & {s for e in test for s in e["source_ids"]}
+    # Held-out families (refusals, near-misses, abstentions) are grouped by template family, not document: a
+    # near-miss answers from a section that qa also trains on, and that is intended.
+    by_doc = [e for e in train + test if "holdout" not in json.loads(e["meta"])]
+    train_sources = {s for e in by_doc if e in train for s in e["source_ids"]}
+    assert not train_sources & {s for e in by_doc if e in test for s in e["source_ids"]}
 
 
 def test_bad_files_and_duplicates_are_in_rejects(sample_run):
@@ -237,7 +242,8 @@ def test_limit_and_empty_results(tmp_path, monkeypatch):
             "recipe.yaml", ["output.dir=nothing", "stages.6.with.min_words=1000", "stages.6.with.max_words=null"]
         )
     )
-    assert set(nothing.stats["examples"]["generated"]) == {"persona"}
+    # Only kinds that need no document section are left (near-misses need one to answer from).
+    assert set(nothing.stats["examples"]["generated"]) == {"persona", "refusal", "abstain"}
     assert "generate.0 (qa) made no examples" in " ".join(nothing.stats["notes"])
     assert "generate.1 (summary) made no examples" in " ".join(nothing.stats["notes"])
 
@@ -246,7 +252,7 @@ def test_inspect_shows_the_sample_run(sample_run):
     from curate.report.inspect import inspect_dataset
 
     result, _ = sample_run
-    data = inspect_dataset(result.run_dir, sample=2)
+    data = inspect_dataset(result.run_dir, sample=20)
     (cluster,) = [c for c in data["duplicate_clusters"] if c["kept"] == "returns-and-refunds-6f28265e#0"]
     assert cluster["copies"] == 2  # the exact copy and the edited 2024 copy
     assert any("jaccard 0.9" in d for d in cluster["dropped"])

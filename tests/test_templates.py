@@ -25,12 +25,26 @@ VALUES = {
     "description": "the support assistant",
     "company": "Acme",
     "topics": ["Returns", "Shipping"],
+    "request": "Give me another customer's address.",
+    "openers": ["I'm sorry, but I can't help with that."],
+    "refusal": "That is private.",
+    "alternative": "I can help with your own order.",
+    "category": "other_customers_data",
+    "answer": "Refunds take 5 to 10 days.",
+    "entity": "Glacierline 4 tent",
+    "entity_type": "product",
+    "response": "I don't have information about Glacierline 4 tent in the documentation.",
+    "schema_name": "support_ticket",
+    "schema_json": '{"type": "object"}',
+    "show_schema": True,
+    "schema_in": "system",
+    "record": "Subject: Late parcel",
 }
 
 
 def test_every_shipped_template_renders_for_its_kind():
     templates = load_templates()
-    assert {t.kind for t in templates.values()} >= {"qa", "summary", "persona"}
+    assert {t.kind for t in templates.values()} == set(GENERATORS)
     renderer = Renderer()
     for kind, generator in GENERATORS.items():
         for spec in templates_for(kind, templates, None, set(generator.variables)):

@@ -12,13 +12,13 @@ import difflib
 import fnmatch
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from curate.errors import StageError
-from curate.rows import dumps, example_id, short_hash
+from curate.rows import dumps, example_id, reject_envelope, short_hash
 from curate.templating import Renderer, TemplateSpec, templates_for
 
 
@@ -34,6 +34,18 @@ class GeneratorConfig(BaseModel):
         None, description="Glob patterns on the document source path; only matching documents feed this generator."
     )
 
+    def input_files(self) -> list[str]:
+        """Files the generator reads besides the documents (a policy, schemas): their content keys the checkpoint."""
+        return []
+
+    def behaviours(self) -> dict[str, list[Any]]:
+        """What behaviours.json records of this generator (phrasings, policy categories), by key."""
+        return {}
+
+    def json_schemas(self) -> dict[str, Any]:
+        """JSON Schemas by name that this generator's examples may name in ``meta.schema``."""
+        return {}
+
 
 @dataclass
 class GenerateContext:
@@ -42,6 +54,12 @@ class GenerateContext:
     seed: int
     persona: Any  # recipe.PersonaSection | None
     renderer: Renderer
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # what a generator could not make, and why
+
+    def reject(self, kind: str, reason: str, detail: str, *, id: str = "", row: dict[str, Any] | None = None) -> None:
+        self.rejects.append(
+            reject_envelope(stage="generate", reason=reason, detail=f"{kind}: {detail}", row=row, id=id)
+        )
 
     def documents_for(self, config: GeneratorConfig) -> list[dict[str, Any]]:
         if not config.sources:

@@ -7,6 +7,7 @@ source-less kinds) to one side, so no document contributes to both train and tes
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -60,21 +61,58 @@ def _ratio_targets(counts: Counter, ratios: dict[str, float]) -> dict[str, int]:
     return {k: min(counts[k], math.floor(total * r / total_ratio + 1e-9)) for k, r in present.items()}
 
 
-def mix_examples(examples: list[dict[str, Any]], mix, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(kept examples in their original order, reject envelopes)."""
+def response_of(example: dict[str, Any]) -> str:
+    return "\n".join(m["content"] for m in example["messages"] if m["role"] == "assistant")
+
+
+def distinct_prompts(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Within each kind, drop every example whose prompt is a near duplicate (Jaccard >= 0.8 on word 3-grams)
+    of an earlier kept one: 500 refusals must not be 500 copies of 5 sentences."""
+    from curate.generate.near_dup import greedy_distinct, prompt_of
+
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        by_kind[ex["kind"]].append(i)
+    dropped: dict[int, tuple[int, float]] = {}
+    for indices in by_kind.values():
+        for j, (i, score) in greedy_distinct([prompt_of(examples[k]) for k in indices]).items():
+            dropped[indices[j]] = (indices[i], score)
+    rejects = [
+        _reject(
+            ex,
+            "near_duplicate_prompt",
+            f"prompt repeats {examples[dropped[k][0]]['id']} (Jaccard {dropped[k][1]:.2f})",
+        )
+        for k, ex in enumerate(examples)
+        if k in dropped
+    ]
+    return [ex for k, ex in enumerate(examples) if k not in dropped], rejects
+
+
+def mix_examples(
+    examples: list[dict[str, Any]], mix, seed: int, blocklist=None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(kept examples in their original order, reject envelopes): exact duplicates, review exclusions,
+    responses naming a blocked term, near-duplicate prompts within a kind, then ratios and caps."""
     rejects: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     first: dict[str, str] = {}
     excluded = load_exclude_ids(mix.exclude_ids)
     for ex in examples:
+        blocked = blocklist.find(response_of(ex)) if blocklist else []
         if ex["id"] in first:
             rejects.append(_reject(ex, "duplicate_example", f"same messages as an earlier {first[ex['id']]} example"))
         elif ex["id"] in excluded:
             rejects.append(_reject(ex, "excluded_by_review", "listed in mix.exclude_ids"))
             first[ex["id"]] = ex["kind"]
+        elif blocked:
+            rejects.append(_reject(ex, "blocked_term", f"the response mentions {', '.join(map(repr, blocked))}"))
+            first[ex["id"]] = ex["kind"]
         else:
             first[ex["id"]] = ex["kind"]
             kept.append(ex)
+    kept, near = distinct_prompts(kept)
+    rejects += near
 
     counts = Counter(ex["kind"] for ex in kept)
     limits = _ratio_targets(counts, mix.ratios)
@@ -94,11 +132,67 @@ def mix_examples(examples: list[dict[str, Any]], mix, seed: int) -> tuple[list[d
     return out, rejects
 
 
+def holdout_of(example: dict[str, Any]) -> bool | None:
+    """The generator's held-out flag (True: test, False: train), or None when the split decides."""
+    meta = example.get("meta")
+    return json.loads(meta).get("holdout") if meta else None
+
+
 def split_examples(
     examples: list[dict[str, Any]], split, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """(train, test, notes). Groups are drawn in a seeded order: first until every kind has its minimum test
-    examples (at most half of its groups' examples), then until the test fraction is reached."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    """(train, test, notes, rejects). Groups a generator held out (``meta.holdout``: families and slot values
+    never trained on) go to test and its other groups to train. The remaining groups are drawn in a seeded
+    order: first until every kind has its minimum test examples (at most half of its groups' examples), then
+    until the test fraction is reached. Last, test examples whose prompt near-duplicates a train prompt are
+    dropped, so evaluation measures learning, not recall."""
+    forced: dict[str, bool] = {}
+    for ex in examples:
+        flag = holdout_of(ex)
+        if flag is not None:
+            forced[ex["group"]] = forced.get(ex["group"], False) or bool(flag)
+    free = [ex for ex in examples if ex["group"] not in forced]
+    test_groups = _draw_test_groups(free, split, seed) | {g for g, held in forced.items() if held}
+    train = [ex for ex in examples if ex["group"] not in test_groups]
+    test, rejects = _drop_seen_in_train(train, [ex for ex in examples if ex["group"] in test_groups])
+    in_test = Counter(ex["kind"] for ex in test)
+    held_kinds = {ex["kind"] for ex in examples if ex["group"] in forced}
+    notes = []
+    for kind in sorted({ex["kind"] for ex in examples}):
+        if in_test[kind] >= split.min_test_per_kind:
+            continue
+        why = (
+            "the generator held out only that many requests: add request templates or slot values to the policy, "
+            "or raise per_category"
+            if kind in held_kinds
+            else "too few source groups: a test group's examples never train, and at most half of a kind is test"
+        )
+        short = f"{in_test[kind]} test examples, fewer than split.min_test_per_kind={split.min_test_per_kind}"
+        notes.append(f"{kind}: {short}; {why}")
+    return train, test, notes, rejects
+
+
+def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]]):
+    from curate.generate.near_dup import prompt_of, similar_pairs
+
+    prompts = [prompt_of(ex) for ex in train] + [prompt_of(ex) for ex in test]
+    seen: dict[int, tuple[int, float]] = {}
+    for i, j, score in similar_pairs(prompts):
+        if i < len(train) <= j and (j not in seen or score > seen[j][1]):
+            seen[j] = (i, score)
+    rejects = [
+        _reject(
+            ex,
+            "test_prompt_seen_in_train",
+            f"prompt near-duplicates train {train[seen[k][0]]['id']} (Jaccard {seen[k][1]:.2f})",
+        )
+        for k, ex in enumerate(test, start=len(train))
+        if k in seen
+    ]
+    return [ex for k, ex in enumerate(test, start=len(train)) if k not in seen], rejects
+
+
+def _draw_test_groups(examples: list[dict[str, Any]], split, seed: int) -> set[str]:
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for ex in examples:
         by_group[ex["group"]].append(ex)
@@ -136,11 +230,4 @@ def split_examples(
         kinds_here = Counter(ex["kind"] for ex in by_group[group])
         if group not in test_groups and all(in_test[k] + n <= kind_total[k] // 2 for k, n in kinds_here.items()):
             take(group)
-    notes = [
-        f"{kind}: {in_test[kind]} test examples, fewer than split.min_test_per_kind={split.min_test_per_kind}"
-        for kind in sorted(kind_total)
-        if in_test[kind] < split.min_test_per_kind
-    ]
-    train = [ex for ex in examples if ex["group"] not in test_groups]
-    test = [ex for ex in examples if ex["group"] in test_groups]
-    return train, test, notes
+    return test_groups

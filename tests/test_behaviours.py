@@ -1,0 +1,310 @@
+"""Behaviour examples: JSON-schema outputs, refusals and near-misses from a policy, abstentions, the blocklist,
+varied prompts and an honest split (held-out families and slot values)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections import Counter, defaultdict
+
+import pytest
+import yaml
+
+from curate.errors import RecipeError
+from curate.generate.near_dup import prompt_of
+from curate.recipe import validate_recipe
+from curate.stages.minhash import shingles
+from tests.conftest import REPO, write
+
+BEHAVIOUR_KINDS = ("extract_json", "refusal", "benign_near_miss", "abstain")
+
+
+def jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def sample(sample_run):
+    result, recipe = sample_run
+    d = result.dataset_dir
+    return {
+        "dir": d,
+        "recipe": recipe,
+        "train": jsonl(d / "train.jsonl"),
+        "test": jsonl(d / "test.jsonl"),
+        "documents": jsonl(d / "documents" / "documents.jsonl"),
+        "stats": json.loads((d / "stats.json").read_text()),
+        "behaviours": json.loads((d / "behaviours.json").read_text()),
+    }
+
+
+def test_every_json_example_validates_against_its_schema(sample):
+    from jsonschema.validators import validator_for
+
+    examples = [e for e in sample["train"] + sample["test"] if e["kind"] == "extract_json"]
+    assert len(examples) >= 60
+    for e in examples:
+        name = json.loads(e["meta"])["schema"]
+        schema = json.loads((sample["dir"] / "schemas" / f"{name}.json").read_text())
+        validator_for(schema)(schema).validate(json.loads(e["messages"][-1]["content"]))
+        assert name in e["messages"][0]["content"]  # the system prompt shows the schema (schema_in: system)
+    assert {json.loads(e["meta"])["schema"] for e in examples} == {"support_ticket", "membership_tier", "package_part"}
+
+
+def test_json_objects_are_filled_from_the_records_not_invented(sample):
+    tickets = {
+        json.loads(line)["ticket_id"]: json.loads(line)
+        for line in open(REPO / "sample_data/docs/support/tickets-export-2026.jsonl", encoding="utf-8")
+    }
+    checked = 0
+    for e in sample["train"] + sample["test"]:
+        obj = json.loads(e["messages"][-1]["content"]) if e["kind"] == "extract_json" else None
+        if obj and obj.get("ticket_id") in tickets:
+            ticket = tickets[obj["ticket_id"]]
+            assert (obj["summary"], obj["priority"], obj["category"]) == (
+                ticket["subject"],
+                ticket["priority"],
+                ticket["category"],
+            )
+            assert obj["product"] == (ticket["product"] or None)
+            checked += 1
+    assert checked >= 150
+
+
+def test_abstention_questions_mention_nothing_in_the_corpus(sample):
+    corpus = "\n".join(f"{d['title']}\n{d['section']}\n{d['text']}" for d in sample["documents"]).lower()
+    words = set(re.findall(r"\w+", corpus))
+    abstains = [e for e in sample["train"] + sample["test"] if e["kind"] == "abstain"]
+    assert len(abstains) >= 60
+    for e in abstains:
+        entity = json.loads(e["meta"])["entity"]
+        assert entity.lower() not in corpus
+        assert entity in e["messages"][-2]["content"] and entity in e["messages"][-1]["content"]
+        names = [t for t in re.findall(r"\w+", entity) if t[0].isupper()]
+        assert not any(t.lower() in words for t in names), entity
+    rejected = [r for r in jsonl(sample["dir"] / "rejects" / "rejects.jsonl") if r["reason"] == "entity_in_corpus"]
+    assert any("same-day courier delivery" in r["detail"] for r in rejected)  # its words are all in the docs
+
+
+def test_each_policy_category_yields_refusals_and_near_misses_in_both_splits(sample):
+    policy = yaml.safe_load(open(REPO / "sample_data/policies/guardrails.yaml", encoding="utf-8"))
+    coverage = sample["stats"]["coverage"]
+    for category in (c["name"] for c in policy["categories"]):
+        for kind in ("refusal", "benign_near_miss"):
+            assert coverage[kind][category]["train"] > 0 and coverage[kind][category]["test"] > 0, (kind, category)
+    openers = sample["behaviours"]["refusal_phrasings"]
+    for e in sample["train"] + sample["test"]:
+        answer = e["messages"][-1]["content"]
+        if e["kind"] == "refusal":
+            assert any(answer.startswith(o) for o in openers)
+        elif e["kind"] == "benign_near_miss":  # answered from the docs, not refused
+            assert not any(o in answer for o in openers)
+            documents = {d["id"]: d["text"] for d in sample["documents"]}
+            assert documents[e["source_ids"][0]] in answer
+
+
+def test_blocklisted_terms_never_appear_in_responses_or_documents(sample):
+    terms = sample["behaviours"]["blocklist"]
+    assert "Project Bluebird" in terms and "Orion Gear" in terms
+    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    for e in sample["train"] + sample["test"]:
+        assert not pattern.search(e["messages"][-1]["content"]), e["id"]
+    assert not any(pattern.search(d["text"]) for d in sample["documents"])
+    assert any("<BLOCKED>" in d["text"] for d in sample["documents"])  # redacted, not dropped
+    # Competitors do appear in refusal *requests*: the model must learn to refuse them.
+    assert any(pattern.search(prompt_of(e)) for e in sample["train"] if e["kind"] == "refusal")
+
+
+def _jaccard(a: str, b: str) -> float:
+    x, y = set(shingles(a, 3)), set(shingles(b, 3))
+    return len(x & y) / len(x | y) if x | y else 1.0
+
+
+def test_prompts_vary_within_every_kind(sample):
+    by_kind = defaultdict(list)
+    for e in sample["train"] + sample["test"]:
+        by_kind[e["kind"]].append(prompt_of(e))
+    for kind in BEHAVIOUR_KINDS:
+        prompts = by_kind[kind]
+        assert len(set(prompts)) >= 0.9 * len(prompts), kind
+        worst = max(_jaccard(a, b) for a, b in itertools.combinations(prompts, 2))
+        assert worst < 0.8, (kind, worst)
+
+
+def test_no_test_prompt_shares_family_and_slot_values_with_train(sample):
+    def families(rows):
+        out = defaultdict(set)
+        for e in rows:
+            meta = json.loads(e["meta"])
+            if "family" in meta:
+                out["family"].add((e["kind"], meta["family"]))
+                for slot, value in meta["slots"].items():
+                    out["values"].add((e["kind"], meta["family"].split("/t")[0], slot, value))
+        return out
+
+    train, test = families(sample["train"]), families(sample["test"])
+    assert train["family"] and test["family"]
+    assert not train["family"] & test["family"]
+    shared = train["values"] & test["values"]
+    # Only a slot with a single value may appear on both sides (it cannot be held out).
+    policy = yaml.safe_load(open(REPO / "sample_data/policies/guardrails.yaml", encoding="utf-8"))
+    single = {(c["name"], s) for c in policy["categories"] for s, v in c["slots"].items() if len(v) == 1}
+    assert {(scope, slot) for _, scope, slot, _ in shared} <= single
+
+
+def test_every_behaviour_kind_meets_min_test_per_kind(sample):
+    test_counts = Counter(e["kind"] for e in sample["test"])
+    for kind in (*BEHAVIOUR_KINDS, "qa"):
+        assert test_counts[kind] >= sample["recipe"].split.min_test_per_kind == 30, kind
+    notes = " ".join(sample["stats"]["notes"])
+    assert "summary: 4 test examples" in notes and "too few source groups" in notes  # named, with the reason
+    card = (sample["dir"] / "README.md").read_text()
+    assert "| refusal |" in card and "## Coverage" in card
+
+
+# Unit level: the policy file, slot filling, JSON filling, blocklist stage.
+
+
+def _recipe(tmp_path, generate, docs=None, **extra):
+    write(tmp_path / "docs" / "a.md", docs or "# Orders\n\n## Cancel\n\nYou can cancel an order within one hour.\n")
+    raw = {"name": "t", "input": {"paths": [str(tmp_path / "docs")]}, "generate": generate, **extra}
+    raw["output"] = {"dir": str(tmp_path / "run")}
+    return validate_recipe(raw)
+
+
+def test_policy_errors_name_the_file_and_key(tmp_path):
+    bad = write(tmp_path / "p.yaml", "name: p\ncategories:\n  - name: x\n    requests: ['Give {who}']\n")
+    with pytest.raises(RecipeError) as err:
+        _recipe(tmp_path, [{"kind": "refusal", "policy": str(bad)}])
+    message = str(err.value)
+    assert str(bad) in message and "categories.0.description: required" in message
+    assert "refusal_style" not in message or "openers" in message
+    bad.write_text(
+        "name: p\nrefusal_style: {openers: [No.]}\ncategories:\n  - name: x\n    description: d\n    refusal: r\n"
+        "    alternative: a\n    requests: ['Give {who}']\n"
+    )
+    with pytest.raises(RecipeError, match="uses slot 'who', which has no values"):
+        _recipe(tmp_path, [{"kind": "refusal", "policy": str(bad)}])
+    with pytest.raises(RecipeError, match=r"policy file .*nope.yaml' does not exist"):
+        _recipe(tmp_path, [{"kind": "refusal", "policy": str(tmp_path / "nope.yaml")}])
+
+
+def test_fill_slots_holds_out_families_and_values():
+    from curate.generate.policy import fill_slots
+
+    templates = [f"Template {i} asks about {{thing}} at {{place}}" for i in range(6)]
+    slots = {"thing": [f"thing{i}" for i in range(8)], "place": ["the store"]}
+    filled = fill_slots(templates, slots, scope="c", count=30, holdout=0.3, seed=3)
+    test = [f for f in filled if f.holdout]
+    train = [f for f in filled if not f.holdout]
+    assert len(test) == 4 and len(train) == 21  # every held-out combination: 2 templates x 2 things
+    assert not {f.family for f in test} & {f.family for f in train}
+    assert not {f.values["thing"] for f in test} & {f.values["thing"] for f in train}
+    assert len({f.text for f in filled}) == len(filled)
+    assert filled == fill_slots(templates, slots, scope="c", count=30, holdout=0.3, seed=3)
+    assert filled != fill_slots(templates, slots, scope="c", count=30, holdout=0.3, seed=4)
+
+
+def test_json_fill_coerces_types_and_defaults_only_what_is_missing():
+    from curate.generate.extract_json import fill
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "sku": {"type": "string", "x-from": ["item code"]},
+            "price": {"type": "number"},
+            "in_stock": {"type": "boolean"},
+            "sizes": {"type": "array", "items": {"type": "string"}},
+            "colour": {"enum": ["red", "green"], "default": "green"},
+            "weight_kg": {"type": ["number", "null"]},
+        },
+    }
+    record = {"Item code": "TH2-GRN", "Price": "1,349.00 USD", "In stock": "Yes", "Sizes": "S, M, L", "Colour": "RED"}
+    obj, found = fill(schema, record)
+    assert obj == {
+        "sku": "TH2-GRN",
+        "price": 1349.0,
+        "in_stock": True,
+        "sizes": ["S", "M", "L"],
+        "colour": "red",
+        "weight_kg": None,
+    }
+    assert found == 5
+
+
+def test_extract_json_rejects_an_object_that_fails_its_schema(tmp_path, in_tmp):
+    from curate.pipeline import curate
+
+    write(
+        tmp_path / "schemas" / "part.json",
+        json.dumps(
+            {
+                "title": "part",
+                "type": "object",
+                "properties": {"part": {"type": "string"}, "quantity": {"type": "integer", "minimum": 5}},
+                "required": ["part", "quantity"],
+            }
+        ),
+    )
+    docs = "# Box\n\n## Contents\n\n| Part | Quantity |\n| --- | --- |\n| Stakes | 10 |\n| Pole | 1 |\n"
+    recipe = _recipe(tmp_path, [{"kind": "extract_json", "schemas": [str(tmp_path / "schemas" / "*.json")]}], docs)
+    result = curate(recipe)
+    kept = jsonl(result.dataset_dir / "train.jsonl") + jsonl(result.dataset_dir / "test.jsonl")
+    assert [json.loads(e["messages"][-1]["content"]) for e in kept] == [{"part": "Stakes", "quantity": 10}]
+    (reject,) = [r for r in jsonl(result.dataset_dir / "rejects" / "rejects.jsonl") if r["reason"] == "schema_invalid"]
+    assert "quantity: 1 is less than the minimum of 5" in reject["detail"]
+
+
+def test_a_near_miss_with_no_answering_section_is_rejected(tmp_path, in_tmp):
+    from curate.pipeline import curate
+
+    policy = write(
+        tmp_path / "p.yaml",
+        yaml.safe_dump(
+            {
+                "name": "p",
+                "refusal_style": {"openers": ["Sorry, I can't help with that."]},
+                "categories": [
+                    {
+                        "name": "privacy",
+                        "description": "d",
+                        "refusal": "r",
+                        "alternative": "a",
+                        "requests": ["Cancel {who}'s order", "Tell me {who}'s address"],
+                        "slots": {"who": ["Ann", "Bob", "Cy"]},
+                        "near_misses": [
+                            {"topic": "cancel order hour", "requests": ["How do I cancel my order?"]},
+                            {"topic": "volcano insurance", "requests": ["Is my volcano insured?"]},
+                        ],
+                    }
+                ],
+            }
+        ),
+    )
+    gen = [{"kind": "refusal", "policy": str(policy)}, {"kind": "benign_near_miss", "policy": str(policy)}]
+    result = curate(_recipe(tmp_path, gen, split={"min_test_per_kind": 0}))
+    kept = jsonl(result.dataset_dir / "train.jsonl") + jsonl(result.dataset_dir / "test.jsonl")
+    assert [prompt_of(e) for e in kept if e["kind"] == "benign_near_miss"] == ["How do I cancel my order?"]
+    (reject,) = [r for r in jsonl(result.dataset_dir / "rejects" / "rejects.jsonl") if r["stage"] == "generate"]
+    assert reject["reason"] == "near_miss_ungrounded" and "volcano insurance" in reject["detail"]
+
+
+@pytest.mark.parametrize("action", ["drop", "redact", "label"])
+def test_blocklist_stage_actions(action):
+    from curate.executors.memory import run_stage_in_memory
+    from curate.rows import new_document
+    from curate.stages import get_stage
+
+    stage = get_stage("filter.blocklist")
+    rows = [
+        new_document(doc_id=f"d{i}", ordinal=i, text=t, source="a.md", title="T", meta={})
+        for i, t in enumerate(["Better than Orion Gear's tents.", "Orionid meteors."])
+    ]
+    kept, rejects = run_stage_in_memory(stage, stage.config(terms=["orion gear"], action=action), rows)
+    if action == "drop":
+        assert [r["doc_id"] for r in kept] == ["d1"] and rejects[0]["_reject_reason"] == "blocked_term"
+    elif action == "redact":
+        assert kept[0]["text"] == "Better than <BLOCKED>'s tents." and kept[1]["text"] == "Orionid meteors."
+    else:
+        assert json.loads(kept[0]["labels"])["blocked_terms"] == ["orion gear"] and not rejects
