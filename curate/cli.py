@@ -112,13 +112,17 @@ def _print_plan(recipe, limit: int | None) -> None:
 @handle_errors
 def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: bool) -> None:
     """Fine-tune on a curated dataset with TRL's SFTTrainer (preflight first, always)."""
+    _train_with_progress(_console(), path, list(overrides), resume=resume, preflight_only=preflight_only)
+
+
+def _train_with_progress(console, path: Path, overrides: list[str], *, resume: bool, preflight_only: bool):
+    """Train with the preflight table, a progress bar with the loss, and a closing line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
     from rich.text import Text
 
     from train.sft import train_model
 
-    console = _console()
     with Progress(
         TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"),
         console=console,
@@ -142,14 +146,14 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
 
         result = train_model(
             path,
-            list(overrides),
+            overrides,
             preflight_only=preflight_only,
             resume=resume,
             on_progress=on_progress,
             on_preflight=on_preflight,
         )
     if int(os.environ.get("RANK", "0")) != 0:
-        return
+        return result
     if result.final_dir is not None:
         s = result.summary
         loss = f"{s['loss_curve'][-1]['loss']:.3f}" if s["loss_curve"] else "not logged yet"
@@ -157,6 +161,152 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
             f"trained {s['steps']} steps in {s['wall_seconds']:.1f}s ({s['tokens_per_second']} tokens/s), "
             f"final loss {loss}; model: [bold]{result.final_dir}[/]"
         )
+    return result
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@handle_errors
+def run(recipe_path: Path, overrides: tuple[str, ...]) -> None:
+    """Curate, train and evaluate RECIPE in one go; each phase resumes where an interrupted run stopped."""
+    import time
+
+    from curate.recipe import load_recipe
+    from train.run import run_all
+
+    start = time.perf_counter()
+    console = _console()
+    recipe = load_recipe(recipe_path, list(overrides))
+    result = run_all(recipe, list(overrides), console=console)
+    _print_run_summary(console, result, time.perf_counter() - start)
+
+
+def _print_run_summary(console, result, wall: float) -> None:
+    from rich.table import Table
+
+    console.rule("summary")
+    examples = result.curate.stats["examples"]
+    table = Table("phase", "result", title=f"gristmill run: {result.run_dir}")
+    kinds = ", ".join(f"{k} {n}+{examples['test'].get(k, 0)}" for k, n in examples["train"].items())
+    table.add_row(
+        "curate", f"{examples['total']['train']} train + {examples['total']['test']} test examples ({kinds})"
+    )
+    t = result.training
+    loss = f"{t['loss_curve'][-1]['loss']:.3f}" if t.get("loss_curve") else "n/a"
+    table.add_row("train", f"{result.trained}: {t['steps']} steps in {t['wall_seconds']:.0f}s, final loss {loss}")
+    checks = result.eval_report["targets"]
+    passed = sum(c["passed"] for c in checks)
+    table.add_row("eval", f"{passed}/{len(checks)} behaviour targets met; {result.run_dir / 'eval' / 'eval.json'}")
+    table.add_row("wall time", f"{wall:.0f}s")
+    console.print(table)
+
+
+@main.command("eval")
+@click.argument(
+    "path", metavar="RUN_DIR", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option("--model", "model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Model folder.")
+@click.option("--dataset", "dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset.")
+@click.option("--baseline", default=None, help="Model folder to compare with; default the untrained start; 'none'.")
+@click.option("--prompts", type=click.Path(path_type=Path), help="JSONL of your own {prompt, expected} prompts.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
+@handle_errors
+def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size) -> None:
+    """Score the trained model on the held-out split per behaviour kind, against a baseline."""
+    from train.evaluate import resolve_paths
+
+    model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
+    result = _run_eval(model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size)
+    if not result.report["passed"]:
+        _console().print("[yellow]some behaviour targets were missed (see the table)[/]")
+
+
+def _run_eval(model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size):
+    """Evaluate with a progress bar and print the table; settings default to the dataset's recipe."""
+    import yaml
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from train.config import EvalSection
+    from train.evaluate import default_baseline, evaluate
+
+    resolved = yaml.safe_load((dataset_dir / "recipe.resolved.yaml").read_text(encoding="utf-8")) or {}
+    section = EvalSection.model_validate(resolved.get("eval") or {})
+    threads = (resolved.get("train") or {}).get("threads") or 1
+    if baseline is None:
+        baseline = default_baseline(model_dir)
+    elif baseline == "none":
+        baseline = None
+    console = _console()
+    with Progress(
+        TextColumn("eval {task.fields[tag]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("eval", total=None, tag="")
+
+        def on_phase(tag: str, total: int) -> None:
+            progress.reset(task, total=total, tag=tag)
+
+        result = evaluate(
+            model_dir,
+            dataset_dir,
+            eval_dir,
+            baseline=baseline,
+            prompts=prompts,
+            max_new_tokens=max_new_tokens or section.max_new_tokens,
+            batch_size=batch_size or section.batch_size,
+            targets=section.targets,
+            on_phase=on_phase,
+            on_batch=lambda n: progress.advance(task, n),
+            threads=threads,
+        )
+    from curate.report.console import print_eval_table
+
+    print_eval_table(console, result.report)
+    console.print(
+        f"eval: [bold]{result.eval_dir / 'eval.json'}[/], generations in {result.eval_dir / 'generations.jsonl'}"
+    )
+    return result
+
+
+@main.command()
+@click.argument("path", metavar="MODEL_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--prompt", default=None, help="Answer this one prompt and exit (for scripts).")
+@click.option("--system", default=None, help="System prompt; default the run's persona.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0: greedy.")
+@handle_errors
+def chat(path: Path, prompt: str | None, system: str | None, max_new_tokens: int, temperature: float) -> None:
+    """Chat with a trained model (a model folder or a run directory). /reset clears, /exit quits."""
+    from train.chat import Chat, resolve_model
+
+    model_dir, persona = resolve_model(path)
+    system = system if system is not None else persona
+    bot = Chat(model_dir, max_new_tokens=max_new_tokens, temperature=temperature)
+    start = [{"role": "system", "content": system}] if system else []
+    if prompt is not None:
+        click.echo(bot.reply([*start, {"role": "user", "content": prompt}]))
+        return
+    console = _console()
+    console.print(f"chatting with [bold]{model_dir}[/]; /reset clears the conversation, /exit or Ctrl-D quits")
+    history = list(start)
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        if line.strip() in ("/exit", "/quit"):
+            return
+        if line.strip() == "/reset":
+            history = list(start)
+            continue
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        answer = bot.reply(history)
+        history.append({"role": "assistant", "content": answer})
+        console.print(f"[bold]model>[/] {answer}", markup=True, highlight=False)
 
 
 @main.command("accelerate-config")

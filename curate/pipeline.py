@@ -55,7 +55,8 @@ def plan(recipe, limit: int | None = None) -> tuple[list, list[PlannedStep], dic
     key = checkpoint_key("read", fingerprint_files(files), recipe.input.fields.model_dump(), limit, __version__)
     planned = [steps.plan(0, READ_STAGE, key)]
     for i, (stage, config) in enumerate(recipe.resolved_stages, start=1):
-        key = checkpoint_key(key, stage.ref, config.model_dump(mode="json"), recipe.seed, __version__)
+        llm = _llm_key(recipe) if stage.uses_llm else None
+        key = checkpoint_key(key, stage.ref, config.model_dump(mode="json"), llm, recipe.seed, __version__)
         planned.append(steps.plan(i, stage.name, key))
     if recipe.resolved_generators:
         generators = []
@@ -71,13 +72,42 @@ def plan(recipe, limit: int | None = None) -> tuple[list, list[PlannedStep], dic
         persona = recipe.persona.model_dump() if recipe.persona else None
         inputs = sorted({f for _, config in recipe.resolved_generators for f in config.input_files()})
         contents = [[f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in inputs]
-        key = checkpoint_key(key, "generate", generators, persona, contents, recipe.seed, __version__)
+        llm = _llm_key(recipe) if any(c.uses_llm() for _, c in recipe.resolved_generators) else None
+        key = checkpoint_key(key, "generate", generators, persona, contents, llm, recipe.seed, __version__)
         planned.append(steps.plan(len(planned), "generate", key))
     return files, planned, templates
 
 
+def _llm_key(recipe) -> dict[str, Any]:
+    """What an LLM step's output depends on: the endpoint, model and sampling (not limits, prices or the key)."""
+    return recipe.llm.model_dump(
+        include={"base_url", "model", "temperature", "max_tokens", "json_mode", "json_repair_attempts"}
+    )
+
+
+def uses_llm(recipe) -> bool:
+    return any(s.uses_llm for s, _ in recipe.resolved_stages) or any(
+        c.uses_llm() for _, c in recipe.resolved_generators
+    )
+
+
 def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None) -> CurateResult:
-    """Run the whole curation of ``recipe`` and write ``<run>/dataset``; resumes from checkpoints."""
+    """Run the whole curation of ``recipe`` and write ``<run>/dataset``; resumes from checkpoints. LLM stages
+    and generators share one client (curate.llm.runtime) for the whole run."""
+    if not uses_llm(recipe):
+        return _curate(recipe, limit, reporter)
+    from curate.llm.runtime import close_runtime, open_runtime
+    from curate.templating import load_templates
+
+    runtime = open_runtime(recipe.llm, recipe.run_dir, recipe.seed, load_templates(recipe.templates.dirs))
+    try:
+        result = _curate(recipe, limit, reporter, runtime)
+    finally:
+        close_runtime()
+    return result
+
+
+def _curate(recipe, limit: int | None, reporter: Reporter | None, runtime=None) -> CurateResult:
     import datasets
 
     datasets.disable_progress_bars()  # progress is the reporter's job
@@ -116,14 +146,14 @@ def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None
         stats.append(stat)
         reporter.step_finished(stat)
         examples = read_jsonl(step.path / "examples.jsonl")
-    return _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall)
+    return _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, runtime)
 
 
 def _rows_in(step: PlannedStep) -> int:
     return json.loads((step.path / "stat.json").read_text())["rows_out"]
 
 
-def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: Reporter, wall: float) -> CurateResult:
+def _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, runtime=None) -> CurateResult:
 
     from curate.generate.mix import mix_examples, split_examples
 
@@ -184,6 +214,8 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         "wall_seconds": round(time.perf_counter() - wall, 3),
     }
     stats_doc["coverage"] = _coverage(train, test)
+    if runtime is not None:
+        stats_doc["llm"] = _llm_stats(recipe, stats, runtime)
     behaviours, schemas = _behaviours(recipe, train + test)
     dataset_dir = write_dataset(
         recipe.run_dir / "dataset",
@@ -198,7 +230,41 @@ def _finish(recipe, files, planned, stats, examples, last_docs: Path, reporter: 
         schemas=schemas,
         card=dataset_card(recipe, stats_doc, dict(sources)),
     )
-    return CurateResult(recipe.run_dir.resolve(), dataset_dir.resolve(), stats_doc, stats)
+    result = CurateResult(recipe.run_dir.resolve(), dataset_dir.resolve(), stats_doc, stats)
+    _check_outcome(recipe, stats_doc, stats)
+    return result
+
+
+def _llm_stats(recipe, stats: list[StepStat], runtime) -> dict[str, Any]:
+    usage = runtime.client.usage.as_dict() if runtime._client is not None else {}
+    failed = sum(s.rejected.get("llm_failed", 0) for s in stats)
+    rows = sum(s.rows_in for s in stats if s.step.startswith("label.llm")) + sum(
+        s.counters.get("llm_rows", 0) for s in stats
+    )
+    return {"model": recipe.llm.model, "usage": usage, "failed_rows": failed, "llm_rows": rows}
+
+
+def _check_outcome(recipe, stats_doc: dict[str, Any], stats: list[StepStat]) -> None:
+    """After the dataset is written: an empty result, or too many failed LLM rows, is an error."""
+    from curate.errors import StageError
+
+    documents = stats_doc["input"]["documents"]
+    total = stats_doc["examples"]["total"]["train"] + stats_doc["examples"]["total"]["test"]
+    if recipe.resolved_generators and documents and not total:
+        culprit = next((s for s in stats if s.rows_in and not s.rows_out), None)
+        where = f"{culprit.step} dropped all {culprit.rows_in} rows it got" if culprit else "no step emptied it"
+        reasons = ", ".join(f"{k}: {v}" for k, v in (culprit.rejected if culprit else {}).items()) or "see notes"
+        raise StageError(
+            f"0 examples from {documents} documents: {where} ({reasons}); see {recipe.run_dir / 'dataset'} "
+            "rejects/rejects.jsonl and stats.json"
+        )
+    llm = stats_doc.get("llm")
+    if llm and llm["llm_rows"] and llm["failed_rows"] / llm["llm_rows"] > recipe.llm.max_failure_ratio:
+        raise StageError(
+            f"{llm['failed_rows']} of {llm['llm_rows']} LLM rows failed after retries, more than "
+            f"llm.max_failure_ratio={recipe.llm.max_failure_ratio}; the dataset was written, the failures are in "
+            "rejects (reason llm_failed)"
+        )
 
 
 def _coverage(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ config model that stage or generator registered. Every error names the key path,
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,10 +68,35 @@ class SplitSection(_Strict):
     min_test_per_kind: int = Field(30, ge=0, description="Test examples wanted per kind (at most half the kind).")
 
 
+class PriceSection(_Strict):
+    input_per_1m: float = Field(ge=0, description="USD per million prompt tokens.")
+    output_per_1m: float = Field(ge=0, description="USD per million completion tokens.")
+
+
 class LLMSection(_Strict):
     base_url: str | None = Field(None, description="An OpenAI-compatible endpoint; null: offline templates only.")
     model: str | None = Field(None, description="Model name at that endpoint.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the key.")
+    max_concurrency: int = Field(8, ge=1, description="Requests in flight at once, for the whole run.")
+    rpm: int | None = Field(None, ge=1, description="Requests per minute (token bucket); null: no limit.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute (estimated before, corrected after).")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds before a request counts as timed out.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx, timeouts and connection errors.")
+    backoff_base_s: float = Field(0.5, ge=0, description="First backoff; doubles per retry, with full jitter.")
+    backoff_max_s: float = Field(30.0, ge=0, description="Longest backoff (Retry-After can ask for more).")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature of every request.")
+    max_tokens: int = Field(512, ge=1, description="Completion tokens per request.")
+    json_mode: Literal["schema", "object", "prompt"] = Field(
+        "prompt",
+        description="JSON via response_format json_schema, json_object, or the prompt only (always validated).",
+    )
+    json_repair_attempts: int = Field(1, ge=0, description="Repair turns for an answer that fails its schema.")
+    prices: dict[str, PriceSection] = Field(default_factory=dict, description="Prices per model, for the cost.")
+    budget_usd: float | None = Field(None, ge=0, description="Stop sending new requests once this is spent.")
+    max_failure_ratio: float = Field(
+        0.1, ge=0, le=1, description="The run fails when more than this share of LLM rows failed after retries."
+    )
+    cache: bool = Field(True, description="Keep responses in <run>/work/llm_cache.sqlite (re-runs send nothing).")
 
 
 class OutputSection(_Strict):
@@ -175,6 +201,9 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return [f.alias or name for name, f in current.model_fields.items()]
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items by index) to the raw mapping."""
     for item in overrides:
@@ -185,6 +214,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             value = yaml.safe_load(value_text) if value_text else ""
         except yaml.YAMLError:
             value = value_text
+        if isinstance(value, str) and _FLOAT.fullmatch(value):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            value = float(value)
         parts = path.split(".")
         node: Any = raw
         for depth, part in enumerate(parts[:-1]):

@@ -265,7 +265,7 @@ def _run_executor(recipe, dataset, stage, config, scratch: Path, key: str, repor
         stage.batch,
         config,
         batch_size=recipe.batch_size,
-        num_proc=recipe.num_proc,
+        num_proc=1 if stage.uses_llm else recipe.num_proc,
         scratch_dir=scratch,
         fingerprint=key[:32],
         on_batch=reporter.advance,
@@ -283,6 +283,10 @@ def generate_step(
     start = time.perf_counter()
     documents = load_from_disk(str(upstream / "rows")).data.table.to_pylist()
     ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer())
+    if any(config.uses_llm() for _, config in recipe.resolved_generators):
+        from curate.llm.runtime import runtime
+
+        ctx.llm = runtime()
     examples: list[dict[str, Any]] = []
     for generator, config in recipe.resolved_generators:
         examples += generator.run(ctx, config)
@@ -294,6 +298,7 @@ def generate_step(
         rows_in=len(documents),
         rows_out=len(examples),
         rejected=dict(Counter(reason_slug(r["reason"]) for r in ctx.rejects)),
+        counters={"llm_rows": ctx.llm_rows} if ctx.llm is not None else {},
         expands=True,
     )
     stat.seconds = round(time.perf_counter() - start, 3)

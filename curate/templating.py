@@ -33,6 +33,8 @@ import yaml
 from curate.errors import TemplateError
 
 BLOCKS_REQUIRED = ("user", "assistant")
+# Templates of kind "prompt" are requests to an LLM (labelling, generation, judging): system and user blocks.
+PROMPT_KIND = "prompt"
 ALWAYS_PROVIDED = frozenset({"variant"})
 
 
@@ -114,11 +116,11 @@ def _check_source(spec: TemplateSpec) -> None:
         compiled = env.from_string(spec.body)
     except TemplateSyntaxError as err:
         raise TemplateError(f"{spec.path}:{err.lineno}: template syntax error: {err.message}") from None
-    missing_blocks = [b for b in BLOCKS_REQUIRED if b not in compiled.blocks]
+    required = ("user",) if spec.kind == PROMPT_KIND else BLOCKS_REQUIRED
+    missing_blocks = [b for b in required if b not in compiled.blocks]
     if missing_blocks:
-        raise TemplateError(
-            f"{spec.path}: no {{% block {missing_blocks[0]} %}}; a template needs user and assistant blocks"
-        )
+        what = "a prompt template needs a user block" if spec.kind == PROMPT_KIND else "user and assistant blocks"
+        raise TemplateError(f"{spec.path}: no {{% block {missing_blocks[0]} %}}; {what}")
     # Names the template assigns itself ({% set %} in every branch of an if) are not inputs.
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "store"}
     undeclared = meta.find_undeclared_variables(ast) - assigned - set(spec.requires) - ALWAYS_PROVIDED
@@ -189,3 +191,16 @@ class Renderer:
         except JinjaError as err:
             raise TemplateError(f"{spec.path}: rendering failed: {err}") from None
         return out
+
+
+def prompt_messages(renderer: Renderer, spec: TemplateSpec, variables: dict[str, Any]) -> list[dict[str, str]]:
+    """A prompt template rendered as chat messages for the LLM (system when not empty, then user)."""
+    turns = renderer.render(spec, variables)
+    system = [{"role": "system", "content": turns["system"]}] if turns.get("system") else []
+    return [*system, {"role": "user", "content": turns["user"]}]
+
+
+def prompt_template(templates: dict[str, TemplateSpec], name: str, provided: set[str]) -> TemplateSpec:
+    """The prompt template ``name``, checked to be of kind prompt and to need only ``provided`` variables."""
+    spec = templates_for(PROMPT_KIND, templates, [name], provided)[0]
+    return spec

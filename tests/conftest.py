@@ -53,6 +53,53 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def fake_openai():
+    """A loopback server speaking the OpenAI chat-completions protocol (tests/openai_server.py)."""
+    from tests.openai_server import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+FAKE_KEY = "sk-test-SECRET-d0-not-leak-4242"
+
+
+def llm_settings(server, **overrides):
+    """The recipe's llm section for ``server``, with the test key in the environment, and quick retries."""
+    from curate.recipe import LLMSection
+
+    os.environ["GRISTMILL_TEST_KEY"] = FAKE_KEY
+    base = {"base_url": server.base_url, "model": "fake-model", "api_key_env": "GRISTMILL_TEST_KEY"}
+    base.update(backoff_base_s=0.01, backoff_max_s=0.05, timeout_s=5)
+    return LLMSection(**{**base, **overrides})
+
+
+@pytest.fixture
+def llm_runtime(fake_openai, tmp_path):
+    """An open LLM runtime on the fake server (closed afterwards)."""
+    from curate.llm.runtime import close_runtime, open_runtime
+    from curate.templating import load_templates
+
+    runtime = open_runtime(llm_settings(fake_openai), tmp_path, 0, load_templates())
+    yield runtime
+    close_runtime()
+
+
+def label_answer(body) -> str:
+    """A valid label.llm answer that depends only on the request's text (deterministic, batch-independent)."""
+    import hashlib
+    import json
+
+    text = body["messages"][-1]["content"]
+    digest = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+    return json.dumps(
+        {"topic": "other", "audience": "customer", "sensitivity": "public", "quality": 1 + digest % 5,
+         "rationale": "test"}
+    )  # fmt: skip
+
+
 def write(path: Path, content: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):

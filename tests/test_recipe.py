@@ -85,6 +85,9 @@ def test_overrides_apply_before_validation():
     assert out["seed"] == 7 and out["split"]["test_fraction"] == 0.3
     assert out["stages"][0]["with"]["max_words"] == 50 and out["persona"] == {"name": "Ada"}
     assert out["input"]["paths"] == ["a", "b"]
+    # YAML 1.1 reads 2e-3 as a string; an override means the number.
+    lr = apply_overrides({}, ["train.sft.learning_rate=2e-3", "name=1e5x"])
+    assert lr["train"]["sft"]["learning_rate"] == 0.002 and lr["name"] == "1e5x"
     with pytest.raises(RecipeError, match="not an index"):
         apply_overrides(raw, ["stages.5.use=x"])
     with pytest.raises(RecipeError, match=r"expected key\.path=value"):

@@ -175,7 +175,12 @@ EXAMPLE_CONFIGS = {"select.threshold": {"rules": [{"field": "signals.quality.wor
 
 @pytest.mark.parametrize("stage", all_stages(), ids=lambda s: s.ref)
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
-def test_every_stage_output_is_independent_of_batch_size(stage, batch_size):
+def test_every_stage_output_is_independent_of_batch_size(stage, batch_size, request):
+    if stage.uses_llm:  # an LLM stage answers from the loopback server; its answers depend only on the row
+        from tests.conftest import label_answer
+
+        request.getfixturevalue("llm_runtime")
+        request.getfixturevalue("fake_openai").responder = label_answer
     rows = docs(*CORPUS)
     if stage.name == "select.threshold":  # give it signals to select on
         quality = get_stage("filter.quality")

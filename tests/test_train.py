@@ -152,6 +152,9 @@ def test_interrupted_run_resumes_to_the_same_step_count(sample_run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train_model(result.dataset_dir, settings, on_progress=interrupt)
     assert (tmp_path / "checkpoints" / "checkpoint-4").is_dir() and not (tmp_path / "final").exists()
+    # A checkpoint a kill cut short (no trainer_state.json, the Trainer's last file) is skipped, not loaded.
+    (tmp_path / "checkpoints" / "checkpoint-6").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint-6" / "model.safetensors").write_bytes(b"half")
     resumed = train_model(result.dataset_dir, settings, resume=True)
     assert resumed.summary["resumed"] is True and resumed.summary["steps"] == 8
     assert (tmp_path / "final" / "model.safetensors").exists()

@@ -34,4 +34,8 @@ class TrainSection(_Strict):
 
 class EvalSection(_Strict):
     max_new_tokens: int = Field(128, ge=1, description="Upper bound on generated tokens per prompt.")
-    batch_size: int = Field(8, ge=1, description="Prompts generated together.")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together.")
+    targets: dict[str, float] = Field(
+        default_factory=dict,
+        description="Behaviour targets as kind.metric: value (refusal.refusal_rate: 0.9), over the built-in ones.",
+    )

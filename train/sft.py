@@ -15,9 +15,11 @@ TensorBoard is installed.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +53,29 @@ def load_train_section(dataset_dir: Path, overrides: list[str]) -> tuple[TrainSe
     except ValidationError as err:
         problems = _format_errors(err, "train", TrainSection)
         raise RecipeError("train section: " + "; ".join(problems)) from None
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoints in step order that were written to the end: the Trainer writes trainer_state.json last, so a
+    process killed while saving leaves a folder without it, which resuming must skip."""
+    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def dataset_key(dataset_dir: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("train.jsonl", "test.jsonl"):
+        h.update(hashlib.sha256((dataset_dir / name).read_bytes()).digest())
+    return h.hexdigest()[:20]
+
+
+def training_key(dataset_dir: Path, section: TrainSection) -> str:
+    """What a trained model depends on: the dataset's examples and the train section (with overrides)."""
+    return hashlib.sha256((dataset_key(dataset_dir) + section.model_dump_json()).encode()).hexdigest()[:20]
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
 
 
 def sft_defaults(cuda: bool, tiny: bool, output_dir: Path, seed: int) -> dict[str, Any]:
@@ -123,6 +148,7 @@ def train_model(
     check_sft_keys(section.sft)
     output_dir = Path(section.output_dir) if section.output_dir else dataset_dir.parent / "model"
     output_dir.mkdir(parents=True, exist_ok=True)
+    key = training_key(dataset_dir, section)
     seed = section.seed if section.seed is not None else int(resolved.get("seed", 13))
 
     import datasets
@@ -145,6 +171,10 @@ def train_model(
     tiny = section.model in TINY_NAMES
     # Under accelerate launch or torchrun every process builds the same seeded tiny model; the first to finish
     # renames its folder into place and the others use it.
+    if not resume and not preflight_only:  # a fresh start: nothing of an earlier training is reused
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+        if tiny and _read(output_dir / "base-tiny" / "dataset_key") != dataset_key(dataset_dir):
+            shutil.rmtree(output_dir / "base-tiny", ignore_errors=True)  # its tokenizer was trained on other text
     model_path = str(build_tiny(dataset_dir, output_dir / "base-tiny", seed=seed)) if tiny else section.model
     try:  # from_pretrained honours HF_HUB_OFFLINE: with it set, only local folders and the cache are used
         tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -198,6 +228,7 @@ def train_model(
     loss_log = output_dir / "loss.jsonl"
     if not resume:
         loss_log.unlink(missing_ok=True)
+    (output_dir / "train_key").write_text(key)
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**args_dict),
@@ -208,7 +239,7 @@ def train_model(
         callbacks=[_progress_callback(on_progress, loss_log)],
     )
     trainer.remove_callback(PrinterCallback)
-    checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    checkpoints = complete_checkpoints(output_dir / "checkpoints")
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - start
@@ -225,6 +256,7 @@ def train_model(
     history = trainer.state.log_history
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
     summary = {
+        "key": key,
         "model": section.model,
         "chat_template": choice.message,
         "device": "cuda" if cuda else "cpu",

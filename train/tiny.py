@@ -23,13 +23,11 @@ SPECIAL = ["<|endoftext|>", IM_START, IM_END, "<|pad|>"]
 
 
 def _texts(dataset_dir: Path):
-    for name in ("train.jsonl", "test.jsonl"):
-        path = dataset_dir / name
-        if path.exists():
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    for message in json.loads(line)["messages"]:
-                        yield message["content"]
+    """The training split's text only: a vocabulary learnt from test prompts would leak held-out words."""
+    with open(dataset_dir / "train.jsonl", encoding="utf-8") as f:
+        for line in f:
+            for message in json.loads(line)["messages"]:
+                yield message["content"]
 
 
 def build_tiny(dataset_dir: Path, out_dir: Path, *, vocab_size: int = 4096, seed: int = 13) -> Path:
@@ -74,6 +72,9 @@ def build_tiny(dataset_dir: Path, out_dir: Path, *, vocab_size: int = 4096, seed
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     model.save_pretrained(str(tmp), is_main_process=True)  # every process writes its own temporary copy
     tokenizer.save_pretrained(str(tmp))
+    from train.sft import dataset_key
+
+    (tmp / "dataset_key").write_text(dataset_key(dataset_dir))
     try:
         os.rename(tmp, out_dir)
     except OSError:  # another process finished first: use its model

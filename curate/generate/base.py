@@ -38,6 +38,10 @@ class GeneratorConfig(BaseModel):
         """Files the generator reads besides the documents (a policy, schemas): their content keys the checkpoint."""
         return []
 
+    def uses_llm(self) -> bool:
+        """Whether this generator calls the LLM (it then runs with the run's client)."""
+        return False
+
     def behaviours(self) -> dict[str, list[Any]]:
         """What behaviours.json records of this generator (phrasings, policy categories), by key."""
         return {}
@@ -55,6 +59,8 @@ class GenerateContext:
     persona: Any  # recipe.PersonaSection | None
     renderer: Renderer
     rejects: list[dict[str, Any]] = field(default_factory=list)  # what a generator could not make, and why
+    llm: Any = None  # the run's LLMRuntime, when a generator uses the LLM
+    llm_rows: int = 0  # LLM requests made for examples (the denominator of the failure ratio)
 
     def reject(self, kind: str, reason: str, detail: str, *, id: str = "", row: dict[str, Any] | None = None) -> None:
         self.rejects.append(
@@ -68,6 +74,29 @@ class GenerateContext:
 
     def rng(self, *parts: str) -> random.Random:
         return random.Random(short_hash(str(self.seed), *parts))
+
+    def messages(self, user: str, assistant: str, system: str = "") -> list[dict[str, str]]:
+        parts = [s for s in ((self.persona.system if self.persona else ""), system) if s]
+        return ([{"role": "system", "content": "\n\n".join(parts)}] if parts else []) + [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": assistant},
+        ]
+
+    def llm_example(
+        self, kind: str, user: str, assistant: str, source_ids: list[str], group: str, template: str, meta: dict
+    ) -> dict[str, Any]:
+        messages = self.messages(user, assistant)
+        info = {**meta, **({"persona": self.persona.name} if self.persona else {})}
+        return {
+            "id": example_id(messages),
+            "messages": messages,
+            "kind": kind,
+            "source_ids": source_ids,
+            "group": group,
+            "template": template,
+            "generator": "llm",
+            "meta": dumps(info),
+        }
 
     def example(
         self,
@@ -83,11 +112,7 @@ class GenerateContext:
         turns = self.renderer.render(spec, variables)
         if not turns.get("user") or not turns.get("assistant"):
             return None
-        system = [s for s in ((self.persona.system if self.persona else ""), turns.get("system", "")) if s]
-        messages = ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + [
-            {"role": "user", "content": turns["user"]},
-            {"role": "assistant", "content": turns["assistant"]},
-        ]
+        messages = self.messages(turns["user"], turns["assistant"], turns.get("system", ""))
         info = {"variant": variables.get("variant", 0), **(meta or {})}
         if self.persona:
             info["persona"] = self.persona.name

@@ -71,3 +71,30 @@ def print_curate_summary(console, result: CurateResult) -> None:
         f"dataset: [bold]{result.dataset_dir}[/]  rejects: {result.stats['rejects']['total']} "
         f"in {result.dataset_dir / 'rejects' / 'rejects.jsonl'}  ({result.stats['wall_seconds']:.1f}s)"
     )
+
+
+def print_eval_table(console, report: dict) -> None:
+    """The eval table: each kind's metrics for the baseline and the trained model, the change, the target."""
+    from rich.table import Table
+
+    targets = {t["metric"]: t for t in report["targets"]}
+    has_baseline = report.get("baseline") is not None
+    columns = ["kind", "n", "metric", *(["baseline", "trained", "change"] if has_baseline else ["trained"]), "target"]
+    table = Table(*columns, title="behaviour evaluation (held-out prompts)")
+    for label, row in report["kinds"].items():
+        for metric, value in row["trained"].items():
+            goal = targets.get(f"{label}.{metric}")
+            mark = ""
+            if goal:
+                sign = ">=" if goal["higher_is_better"] else "<="
+                mark = f"{sign} {goal['target']:.2f} " + ("[green]ok[/]" if goal["passed"] else "[red]missed[/]")
+            cells = [label, str(row["n"]), metric]
+            if has_baseline:
+                base = row["baseline"][metric]
+                cells += [f"{base:.3f}", f"{value:.3f}", f"{value - base:+.3f}"]
+            else:
+                cells += [f"{value:.3f}"]
+            table.add_row(*cells, mark)
+    console.print(table)
+    for note in report.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")

@@ -42,6 +42,9 @@ class Stage:
     # A scrubbing stage (pii.redact) gives scrubs(text, config) -> text; once it has run, the pipeline rewrites
     # the rejects of earlier steps through it and deletes their checkpointed rows.
     scrubs: Callable[[str, Any], str] | None = None
+    # Calls the LLM: runs in the driver process (num_proc 1), so one client, limiter, budget and cache serve
+    # the whole run; its checkpoint key includes the recipe's llm section.
+    uses_llm: bool = False
 
     @property
     def ref(self) -> str:
@@ -67,6 +70,7 @@ def register(
     decide: DecideFn | None = None,
     expands: bool = False,
     scrubs: Callable[[str, Any], str] | None = None,
+    uses_llm: bool = False,
 ) -> Callable[[BatchFn], BatchFn]:
     """Register the decorated batch function as stage ``name@version``."""
     if "." not in name:
@@ -76,7 +80,7 @@ def register(
         versions = _REGISTRY.setdefault(name, {})
         if version in versions:
             raise ValueError(f"stage {name}@{version} registered twice")
-        versions[version] = Stage(name, version, config, fn, decide, expands, scrubs)
+        versions[version] = Stage(name, version, config, fn, decide, expands, scrubs, uses_llm)
         return fn
 
     return wrap

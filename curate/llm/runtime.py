@@ -1,0 +1,79 @@
+"""The run's LLM client, owned by the driver process: one event loop in a background thread, so synchronous
+stages and generators submit coroutines to the same client, limiter, budget and cache for the whole run.
+
+The pipeline calls ``open_runtime(recipe)`` before the stages run and ``close_runtime()`` at the end; an LLM
+stage or generator calls ``runtime()``. Only one run is active per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from curate.llm.client import LLMClient, LLMError
+
+T = TypeVar("T")
+_ACTIVE: LLMRuntime | None = None
+
+
+class LLMRuntime:
+    def __init__(self, settings, cache_path: Path | None, seed: int, templates: dict[str, Any] | None = None):
+        self.settings, self.cache_path, self.seed = settings, cache_path, seed
+        self.templates = templates or {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="gristmill-llm", daemon=True)
+        self._thread.start()
+        self._client: LLMClient | None = None
+
+    @property
+    def client(self) -> LLMClient:
+        if self._client is None:  # built on first use: a recipe without LLM steps never needs a key
+            self._client = LLMClient(self.settings, self.cache_path, seed=self.seed)
+        return self._client
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def map(self, fn: Callable[[Any], Awaitable[T]], items: Iterable[Any]) -> list[T | LLMError]:
+        """``fn`` over ``items`` concurrently (the client's limits apply); a failed item gives its LLMError."""
+
+        async def one(item):
+            try:
+                return await fn(item)
+            except LLMError as err:
+                return err
+
+        async def gather(items):
+            return await asyncio.gather(*(one(item) for item in items))
+
+        self.client  # noqa: B018  (fail on a missing key here, before any request)
+        return self.run(gather(list(items)))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self.run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+def open_runtime(settings, run_dir: Path, seed: int, templates: dict[str, Any]) -> LLMRuntime:
+    global _ACTIVE
+    close_runtime()
+    _ACTIVE = LLMRuntime(settings, run_dir / "work" / "llm_cache.sqlite", seed, templates)
+    return _ACTIVE
+
+
+def runtime() -> LLMRuntime:
+    if _ACTIVE is None:
+        raise LLMError("no LLM runtime is open: LLM stages and generators run inside `gristmill curate`")
+    return _ACTIVE
+
+
+def close_runtime() -> None:
+    global _ACTIVE
+    if _ACTIVE is not None:
+        _ACTIVE.close()
+        _ACTIVE = None

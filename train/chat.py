@@ -1,0 +1,56 @@
+"""``gristmill chat``: talk to a trained model in the terminal, with its own chat template.
+
+MODEL_DIR is a model folder or a run directory (its ``model/final``, or ``final-merged`` after LoRA); with a
+run directory the persona's system prompt from ``dataset/behaviours.json`` is used unless ``--system`` says
+otherwise, so the model is prompted the way it was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from curate.errors import OutputError
+
+
+def resolve_model(path: Path) -> tuple[Path, str | None]:
+    """(model folder, the run's persona system prompt or None)."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        run = path.parent.parent if path.parent.name == "model" else None
+    else:
+        run = path
+        path = next((p for p in (run / "model" / "final-merged", run / "model" / "final") if p.is_dir()), None)
+        if path is None:
+            raise OutputError(f"{run} is neither a model folder (config.json) nor a run with model/final; train first")
+    behaviours = run / "dataset" / "behaviours.json" if run else None
+    system = None
+    if behaviours is not None and behaviours.is_file():
+        system = (json.loads(behaviours.read_text(encoding="utf-8")).get("persona") or {}).get("system")
+    return path, system
+
+
+class Chat:
+    def __init__(self, model_dir: Path, *, max_new_tokens: int = 256, temperature: float = 0.0, threads: int = 1):
+        from train.evaluate import load_model
+
+        self.model, self.tokenizer = load_model(model_dir, threads)
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+
+    def reply(self, messages: list[dict[str, str]]) -> str:
+        import torch
+
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        sampling = (
+            {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                **sampling,
+            )
+        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()

@@ -1,0 +1,74 @@
+"""``gristmill run RECIPE``: curate, then train, then evaluate, each phase resumable, one summary at the end.
+
+- curate resumes from its step checkpoints (a finished dataset is re-checked in about a second);
+- train is skipped when ``model/final`` was trained on this very dataset and train section (the key in
+  ``training_summary.json``), resumes from the last checkpoint when an interrupted run of the same key left
+  one, and starts fresh otherwise;
+- eval resumes from its generation cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    curate: Any  # CurateResult
+    training: dict[str, Any]  # training_summary.json
+    trained: str  # "trained", "resumed" or "reused"
+    eval_report: dict[str, Any]
+
+
+def training_state(model_dir: Path, key: str) -> str:
+    """'done' (final model of this key), 'resume' (checkpoints of this key) or 'fresh'."""
+    summary = model_dir / "training_summary.json"
+    if (model_dir / "final").is_dir() and summary.is_file() and json.loads(summary.read_text()).get("key") == key:
+        return "done"
+    from train.sft import complete_checkpoints
+
+    started = model_dir / "train_key"
+    if started.is_file() and started.read_text() == key and complete_checkpoints(model_dir / "checkpoints"):
+        return "resume"
+    return "fresh"
+
+
+def run_all(recipe, overrides: list[str], *, console) -> RunResult:
+    """The three phases with rich progress; ``overrides`` are the recipe's --set values (train.* included)."""
+    from curate.cli import _run_eval, _train_with_progress
+    from curate.errors import GristmillError
+    from curate.pipeline import curate
+    from curate.report.console import RichReporter, print_curate_summary
+    from train.sft import load_train_section, training_key
+
+    console.rule("1/3 curate")
+    with RichReporter(console) as reporter:
+        curated = curate(recipe, reporter=reporter)
+    print_curate_summary(console, curated)
+    if not curated.stats["examples"]["total"]["train"]:
+        raise GristmillError(f"curation made no training examples; see {curated.dataset_dir / 'stats.json'} notes")
+
+    console.rule("2/3 train")
+    dataset_dir = curated.dataset_dir
+    train_overrides = [o[len("train.") :] for o in overrides if o.startswith("train.")]
+    section, _ = load_train_section(dataset_dir, train_overrides)
+    model_dir = Path(section.output_dir) if section.output_dir else dataset_dir.parent / "model"
+    state = training_state(model_dir, training_key(dataset_dir, section))
+    if state == "done":
+        console.print(f"model/final was trained on this dataset and train section: reused ({model_dir / 'final'})")
+        trained = "reused"
+    else:
+        if state == "resume":
+            console.print("resuming the interrupted training from its last checkpoint")
+        _train_with_progress(console, dataset_dir, train_overrides, resume=state == "resume", preflight_only=False)
+        trained = "resumed" if state == "resume" else "trained"
+    training = json.loads((model_dir / "training_summary.json").read_text())
+
+    console.rule("3/3 eval")
+    final = model_dir / "final-merged" if (model_dir / "final-merged").is_dir() else model_dir / "final"
+    result = _run_eval(final, dataset_dir, dataset_dir.parent / "eval", None, None, None, None)
+    return RunResult(dataset_dir.parent, curated, training, trained, result.report)
