@@ -102,6 +102,22 @@ def _print_plan(recipe, limit: int | None) -> None:
     for generator, config in recipe.resolved_generators:
         names = config.templates or sorted(n for n, t in templates.items() if t.kind == generator.kind)
         console.print(f"generate {generator.kind}: templates {', '.join(names)}")
+    from curate.pipeline import uses_llm
+
+    if uses_llm(recipe):
+        from curate.llm.dry_run import estimate_llm
+
+        est = estimate_llm(recipe, limit)
+        table = Table("LLM estimate", "", title=f"{recipe.llm.model} at {recipe.llm.base_url} (nothing was sent)")
+        table.add_row("requests to send", str(est.requests))
+        table.add_row("answered from the cache", str(est.cache_hits))
+        table.add_row("prompt tokens (4 characters each)", str(est.prompt_tokens))
+        table.add_row("completion tokens (at most, max_tokens each)", str(est.completion_tokens))
+        priced = recipe.llm.model in recipe.llm.prices
+        table.add_row(
+            "cost, at most", f"{est.cost_usd:.4f} USD" if priced else "no price for this model in llm.prices"
+        )
+        console.print(table)
 
 
 @main.command()
@@ -307,6 +323,48 @@ def chat(path: Path, prompt: str | None, system: str | None, max_new_tokens: int
         answer = bot.reply(history)
         history.append({"role": "assistant", "content": answer})
         console.print(f"[bold]model>[/] {answer}", markup=True, highlight=False)
+
+
+@main.group()
+def llm() -> None:
+    """The LLM endpoint: probe it before a run spends anything."""
+
+
+@llm.command("check")
+@click.argument("recipe_path", metavar="[RECIPE]", required=False, type=click.Path(path_type=Path))
+@click.option("--base-url", default=None, help="Endpoint (default: the recipe's llm.base_url).")
+@click.option("--model", default=None, help="Model (default: the recipe's llm.model).")
+@click.option("--api-key-env", default=None, help="Variable holding the key (default: the recipe's).")
+@click.option("--max-concurrency", default=32, show_default=True, type=click.IntRange(min=1), help="Probe ceiling.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@handle_errors
+def llm_check(recipe_path, base_url, model, api_key_env, max_concurrency, as_json) -> None:
+    """Probe an OpenAI-compatible endpoint: chat, JSON mode, JSON schema, concurrency and latency."""
+    import asyncio
+
+    from rich.table import Table
+
+    from curate.llm.probe import probe
+    from curate.recipe import LLMSection, load_recipe
+
+    settings = load_recipe(recipe_path).llm if recipe_path else LLMSection()
+    updates = {k: v for k, v in {"base_url": base_url, "model": model, "api_key_env": api_key_env}.items() if v}
+    settings = settings.model_copy(update=updates)
+    report = asyncio.run(probe(settings, max_concurrency))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table("check", "result", title=f"llm check: {settings.model} at {settings.base_url}")
+    chat = report["chat"]
+    table.add_row("chat completions", f"{'ok' if chat['ok'] else 'FAILED ' + chat['detail']}, {chat['latency_s']}s")
+    if chat["ok"]:
+        for name in ("json_object", "json_schema"):
+            table.add_row(f"response_format {name}", "ok" if report[name]["ok"] else f"no ({report[name]['detail']})")
+        conc = report["concurrency"]
+        rates = ", ".join(f"{b['concurrency']}: {b['requests_per_s']}/s" for b in conc["bursts"])
+        table.add_row("highest concurrency that worked", f"{conc['highest_ok']} (requests/s by concurrency: {rates})")
+        table.add_row("recommended llm.json_mode", report["recommended_json_mode"])
+    _console().print(table)
 
 
 @main.command("accelerate-config")

@@ -31,6 +31,7 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # one response, no 40 ms delayed-ACK stall between headers and body
 
             def log_message(self, *args):  # quiet
                 pass

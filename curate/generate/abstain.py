@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from curate.generate.base import GenerateContext, register_generator
 from curate.generate.policy import Filled
-from curate.generate.refusal import _STOP, PolicyConfig, _source_less, filled_distinct
+from curate.generate.refusal import _STOP, PolicyConfig, _source_less, filled_distinct, paraphrased
 
 
 class AbstainConfig(PolicyConfig):
@@ -73,6 +73,8 @@ def generate_abstain(ctx: GenerateContext, config: AbstainConfig, specs) -> list
         filled: list[Filled] = filled_distinct(
             templates, {"entity": absent}, scope=f"abstain/{entity_type}", config=config, seed=ctx.seed
         )
+        if config.uses_llm():
+            filled = [f for f in paraphrased(ctx, "abstain", filled) if f.values["entity"].lower() in f.text.lower()]
         for i, item in enumerate(filled):
             entity = item.values["entity"]
             variables = {

@@ -13,7 +13,7 @@ import fnmatch
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,17 @@ class GeneratorConfig(BaseModel):
     def json_schemas(self) -> dict[str, Any]:
         """JSON Schemas by name that this generator's examples may name in ``meta.schema``."""
         return {}
+
+
+class LLMBackend(BaseModel):
+    """The ``backend`` choice of generators that can call the LLM (the recipe's ``llm`` section)."""
+
+    backend: Literal["template", "llm"] = Field(
+        "template", description="template: offline jinja2 only; llm: the LLM writes (or paraphrases), a judge checks."
+    )
+
+    def uses_llm(self) -> bool:
+        return self.backend == "llm"
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from curate.generate.base import GenerateContext, GeneratorConfig, register_generator
+from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, register_generator
 from curate.rows import loads_obj
 from curate.text import markdown_blocks
 
@@ -59,7 +59,7 @@ def schema_name(path: str, schema: dict[str, Any]) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", str(schema.get("title") or Path(path).stem).lower()).strip("_")
 
 
-class ExtractJSONConfig(GeneratorConfig):
+class ExtractJSONConfig(LLMBackend, GeneratorConfig):
     kind: str = Field("extract_json", pattern="^extract_json$")
     schemas: list[str] = Field(min_length=1, description="JSON Schema files or globs (object schemas).")
     schema_in: Literal["system", "user"] = Field("system", description="Where the prompt shows the schema.")
@@ -209,45 +209,61 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
     """Documents and records to JSON objects of the configured schemas, validated with jsonschema."""
     from jsonschema.validators import validator_for
 
-    out = []
     schemas = config.loaded
     validators = {name: validator_for(s)(s) for name, s in schemas.items()}
+    jobs = []  # (row, record label, text shown, schema name, object)
     for row in ctx.documents_for(config):
         for label, record, shown in records_of(row):
             for name, schema in schemas.items():
                 obj, found = fill(schema, record)
                 if found / len(schema["properties"]) < config.min_coverage:
                     continue
-                errors = sorted(validators[name].iter_errors(obj), key=lambda e: list(e.path))
-                if errors:
-                    where = "/".join(str(p) for p in errors[0].path) or "(root)"
-                    ctx.reject(
-                        "extract_json",
-                        "schema_invalid",
-                        f"{label} as {name}: {where}: {errors[0].message}",
-                        id=label,
-                    )
-                    continue
-                rng = ctx.rng("extract_json", name, label)
-                for spec in rng.sample(specs, min(config.per_record, len(specs))):
-                    variables = {
-                        "schema_name": name,
-                        "schema_json": json.dumps(schema, indent=2, ensure_ascii=False),
-                        "show_schema": config.show == "schema",
-                        "schema_in": config.schema_in,
-                        "record": shown,
-                        "answer": json.dumps(obj, ensure_ascii=False),
-                        "title": row["title"],
-                        "variant": rng.randrange(1_000_000),
-                    }
-                    example = ctx.example(
-                        "extract_json",
-                        spec,
-                        variables,
-                        source_ids=[row["id"]],
-                        group=row["doc_id"],
-                        meta={"schema": name, "record": label, "filled": found, "section": row["section"]},
-                    )
-                    if example:
-                        out.append(example)
+                jobs.append([row, label, shown, name, obj, found])
+    if config.uses_llm():  # the LLM fills the object from the text shown; the client validates and repairs
+        from curate.templating import Renderer, prompt_messages, prompt_template
+
+        rt, renderer = ctx.llm, Renderer()
+        spec = prompt_template(ctx.templates, "prompt.extract_json", {"schema_name", "record"})
+        requests = [prompt_messages(renderer, spec, {"schema_name": j[3], "record": j[2]}) for j in jobs]
+        ctx.llm_rows += len(requests)
+        answers = rt.map(
+            lambda job: rt.client.chat_json(job[0], schemas[job[1]], job[1]),
+            zip(requests, [j[3] for j in jobs], strict=True),
+        )
+        for job, answer in zip(jobs, answers, strict=True):
+            job[4] = answer if isinstance(answer, Exception) else answer.value
+    out = []
+    for row, label, shown, name, obj, found in jobs:
+        if isinstance(obj, Exception):
+            from curate.generate.llm_gen import _failure_reason
+
+            ctx.reject("extract_json", _failure_reason(obj), f"{label} as {name}: {obj}", id=label)
+            continue
+        errors = sorted(validators[name].iter_errors(obj), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path) or "(root)"
+            ctx.reject("extract_json", "schema_invalid", f"{label} as {name}: {where}: {errors[0].message}", id=label)
+            continue
+        rng = ctx.rng("extract_json", name, label)
+        for spec in rng.sample(specs, min(config.per_record, len(specs))):
+            variables = {
+                "schema_name": name,
+                "schema_json": json.dumps(schemas[name], indent=2, ensure_ascii=False),
+                "show_schema": config.show == "schema",
+                "schema_in": config.schema_in,
+                "record": shown,
+                "answer": json.dumps(obj, ensure_ascii=False),
+                "title": row["title"],
+                "variant": rng.randrange(1_000_000),
+            }
+            meta = {"schema": name, "record": label, "filled": found, "section": row["section"]}
+            if config.uses_llm():
+                meta.update(model=ctx.llm.settings.model, writer="prompt.extract_json")
+            example = ctx.example(
+                "extract_json", spec, variables, source_ids=[row["id"]], group=row["doc_id"], meta=meta
+            )
+            if example:
+                if config.uses_llm():
+                    example["generator"] = "llm"
+                out.append(example)
     return out

@@ -106,3 +106,44 @@ def _failure_reason(err: Exception) -> str:
     from curate.llm.client import InvalidJSON
 
     return "schema_invalid" if isinstance(err, InvalidJSON) else "llm_failed"
+
+
+def rewrite_answers(
+    ctx,
+    kind: str,
+    config,
+    examples: list[dict[str, Any]],
+    *,
+    writer: str,
+    writer_variables: set[str],
+    variables: Callable[[dict[str, Any]], dict[str, Any]],
+    source: Callable[[dict[str, Any]], str],
+    field: str,
+) -> list[dict[str, Any]]:
+    """Template examples whose answers the LLM rewrites (a summary, the persona's voice), each rewrite judged
+    against ``source(example)``; the user turn stays the template's."""
+    import json
+
+    items = [
+        {
+            "label": ex["id"],
+            "variables": variables(ex),
+            "source": source(ex),
+            "source_ids": ex["source_ids"],
+            "group": ex["group"],
+            "meta": json.loads(ex["meta"] or "{}"),
+            "user": next(m["content"] for m in ex["messages"] if m["role"] == "user"),
+        }
+        for ex in examples
+    ]
+    schema = {"type": "object", "properties": {field: {"type": "string", "minLength": 1}}, "required": [field]}
+    return write_and_judge(
+        ctx,
+        kind,
+        config,
+        items,
+        writer=writer,
+        writer_variables=writer_variables,
+        schema=schema,
+        to_pairs=lambda item, value: [(item["user"], value[field])],
+    )

@@ -6,10 +6,10 @@ from collections import Counter
 
 from pydantic import Field
 
-from curate.generate.base import GenerateContext, GeneratorConfig, register_generator
+from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, register_generator
 
 
-class PersonaConfig(GeneratorConfig):
+class PersonaConfig(LLMBackend, GeneratorConfig):
     kind: str = Field("persona", pattern="^persona$")
     count: int = Field(12, ge=1, description="Examples to generate, spread over the persona templates.")
     topics: int = Field(5, ge=1, description="Document titles named as things the assistant can help with.")
@@ -44,4 +44,16 @@ def generate_persona(ctx: GenerateContext, config: PersonaConfig, specs) -> list
         if example and example["id"] not in seen:
             seen.add(example["id"])
             out.append(example)
-    return out
+    if not config.uses_llm():
+        return out
+    from curate.generate.llm_gen import rewrite_answers
+
+    def answer(ex):
+        return next(m["content"] for m in ex["messages"] if m["role"] == "assistant")
+
+    return rewrite_answers(
+        ctx, "persona", config, out,
+        writer="prompt.persona_rewrite", writer_variables={"answer", "name", "system"},
+        variables=lambda ex: {"answer": answer(ex), "name": ctx.persona.name, "system": ctx.persona.system},
+        source=answer, field="answer",
+    )  # fmt: skip

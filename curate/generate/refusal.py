@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, model_validator
 
 from curate.errors import GristmillError
-from curate.generate.base import GenerateContext, GeneratorConfig, register_generator
+from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, register_generator
 from curate.generate.near_dup import THRESHOLD
 from curate.generate.policy import Filled, Policy, fill_slots, load_policy, words
 from curate.templating import TemplateSpec
@@ -32,7 +32,7 @@ _STOP = frozenset(
 )
 
 
-class PolicyConfig(GeneratorConfig):
+class PolicyConfig(LLMBackend, GeneratorConfig):
     policy: str = Field(description="The behaviour policy file (YAML); see sample_data/policies/guardrails.yaml.")
     per_category: int = Field(60, ge=2, description="Examples per policy category (before near-dedupe).")
     holdout: float = Field(
@@ -95,6 +95,33 @@ def filled_distinct(
     return train + [f for f in kept if f.holdout][:n_test]
 
 
+def paraphrased(ctx: GenerateContext, kind: str, filled: list[Filled]) -> list[Filled]:
+    """With the LLM backend, each filled request reworded by the LLM (same family, slots and side of the split);
+    a request whose call fails is a reject."""
+    import dataclasses
+
+    from curate.templating import Renderer, prompt_messages, prompt_template
+
+    rt, renderer = ctx.llm, Renderer()
+    spec = prompt_template(ctx.templates, "prompt.paraphrase", {"request"})
+    schema = {
+        "type": "object",
+        "properties": {"paraphrase": {"type": "string", "minLength": 3}},
+        "required": ["paraphrase"],
+    }
+    requests = [prompt_messages(renderer, spec, {"request": f.text}) for f in filled]
+    ctx.llm_rows += len(requests)
+    out = []
+    for item, answer in zip(
+        filled, rt.map(lambda m: rt.client.chat_json(m, schema, "paraphrase"), requests), strict=True
+    ):
+        if isinstance(answer, Exception):
+            ctx.reject(kind, "llm_failed", f"paraphrase of {item.text!r}: {answer}")
+        else:
+            out.append(dataclasses.replace(item, text=answer.value["paraphrase"].strip()))
+    return out
+
+
 def _source_less(ctx: GenerateContext, kind: str, spec: TemplateSpec, variables: dict, filled: Filled, meta: dict):
     return ctx.example(
         kind,
@@ -116,6 +143,8 @@ def generate_refusal(ctx: GenerateContext, config: RefusalConfig, specs) -> list
     policy, out = config.loaded, []
     for category in policy.categories:
         filled = filled_distinct(category.requests, category.slots, scope=category.name, config=config, seed=ctx.seed)
+        if config.uses_llm():
+            filled = paraphrased(ctx, "refusal", filled)
         for i, item in enumerate(filled):
             rng = ctx.rng("refusal", category.name, item.text)
             spec = specs[i % len(specs)]

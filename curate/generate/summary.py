@@ -7,6 +7,7 @@ from pydantic import Field
 from curate.generate.base import (
     GenerateContext,
     GeneratorConfig,
+    LLMBackend,
     examples_per_document,
     register_generator,
     section_topic,
@@ -14,7 +15,7 @@ from curate.generate.base import (
 from curate.text import count_words, markdown_blocks, split_sentences
 
 
-class SummaryConfig(GeneratorConfig):
+class SummaryConfig(LLMBackend, GeneratorConfig):
     kind: str = Field("summary", pattern="^summary$")
     per_doc: int = Field(1, ge=1, description="Summary requests per document row, each from another template.")
     sentences: int = Field(2, ge=1, description="Lead sentences that make the summary.")
@@ -60,7 +61,17 @@ def summary_variables(row: dict, config: SummaryConfig) -> dict | None:
     row_variables=summary_variables,
 )
 def generate_summary(ctx: GenerateContext, config: SummaryConfig, specs) -> list[dict]:
-    """Summarize a section: the user gives the text, the answer is its lead sentences."""
-    return examples_per_document(
-        ctx, "summary", config, specs, summary_variables, extra_meta={"method": f"lead_{config.sentences}_sentences"}
-    )
+    """Summarize a section: the user gives the text, the answer is its lead sentences (or the LLM's summary)."""
+    method = "llm" if config.uses_llm() else f"lead_{config.sentences}_sentences"
+    examples = examples_per_document(ctx, "summary", config, specs, summary_variables, extra_meta={"method": method})
+    if not config.uses_llm():
+        return examples
+    from curate.generate.llm_gen import rewrite_answers
+
+    rows = {d["id"]: d for d in ctx.documents}
+    return rewrite_answers(
+        ctx, "summary", config, examples,
+        writer="prompt.summary_write", writer_variables={"title", "section", "text"},
+        variables=lambda ex: {k: rows[ex["source_ids"][0]][k] for k in ("title", "section", "text")},
+        source=lambda ex: rows[ex["source_ids"][0]]["text"], field="summary",
+    )  # fmt: skip

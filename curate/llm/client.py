@@ -56,11 +56,12 @@ def estimate_tokens(text: str) -> int:
 
 
 class TokenBucket:
-    """``rate`` units per minute, up to a minute's worth at once; ``take`` waits until enough have refilled."""
+    """``per_minute`` units, refilled continuously, with bursts of at most one second's worth (so a cheap tier's
+    per-minute limit is never hit in the first seconds); ``take`` waits until enough have refilled."""
 
     def __init__(self, per_minute: float | None):
         self.rate = per_minute / 60.0 if per_minute else None
-        self.capacity = float(per_minute or 0)
+        self.capacity = max(1.0, (per_minute or 0) / 60.0)
         self.level = self.capacity
         self.stamp = time.monotonic()
         self.lock = asyncio.Lock()
@@ -228,20 +229,7 @@ class LLMClient:
         with up to ``json_repair_attempts`` repair turns; InvalidJSON when it never validates."""
         from jsonschema.validators import validator_for
 
-        mode = self.settings.json_mode
-        extra: dict[str, Any] = {}
-        if mode == "schema":
-            extra["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
-        elif mode == "object":
-            extra["response_format"] = {"type": "json_object"}
-        instruction = (
-            "Answer with one JSON object only, no prose and no code fence, that validates against this JSON "
-            f"Schema:\n{json.dumps(schema, ensure_ascii=False)}"
-        )
-        convo = [
-            *messages[:-1],
-            {"role": messages[-1]["role"], "content": messages[-1]["content"] + "\n\n" + instruction},
-        ]
+        convo, extra = json_request(messages, schema, name, self.settings.json_mode)
         validator = validator_for(schema)(schema)
         problem = ""
         for attempt in range(self.settings.json_repair_attempts + 1):
@@ -269,6 +257,23 @@ class LLMClient:
         await self._sdk.close()
         if self.cache is not None:
             self.cache.close()
+
+
+def json_request(
+    messages: list[dict[str, str]], schema: dict[str, Any], name: str, mode: str
+) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """(messages with the JSON instruction appended to the last one, extra request parameters) for a JSON call."""
+    extra: dict[str, Any] = {}
+    if mode == "schema":
+        extra["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    elif mode == "object":
+        extra["response_format"] = {"type": "json_object"}
+    instruction = (
+        "Answer with one JSON object only, no prose and no code fence, that validates against this JSON "
+        f"Schema:\n{json.dumps(schema, ensure_ascii=False)}"
+    )
+    last = messages[-1]
+    return [*messages[:-1], {"role": last["role"], "content": last["content"] + "\n\n" + instruction}], extra
 
 
 def _strip_fence(text: str) -> str:

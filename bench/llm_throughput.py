@@ -1,0 +1,67 @@
+"""LLM client throughput against concurrency, on the loopback OpenAI-protocol server (tests/openai_server.py)
+at a fixed latency, in the same process tree. Baseline: the single-request rate (concurrency 1).
+
+    python bench/llm_throughput.py [--latency 0.05] [--max-concurrency 32]
+
+For each concurrency c it sends max(40, 8c) distinct requests through the run's client (limiter, retries,
+no cache) and prints requests/s, the ratio to c x the single-request rate (target >= 0.9), and the client's
+own overhead per request: the wall time per request at concurrency 1 minus the server's time per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--max-concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from curate.llm.runtime import LLMRuntime
+    from curate.recipe import LLMSection
+    from tests.openai_server import FakeOpenAI
+
+    server = FakeOpenAI(latency=args.latency).start()
+    os.environ["GRISTMILL_BENCH_KEY"] = "bench"
+    table = Table("concurrency", "requests", "requests/s", "x single rate", "target 0.9 x c", "server s/request")
+    single_rate = overhead = None
+    c = 1
+    while c <= args.max_concurrency:
+        settings = LLMSection(base_url=server.base_url, model="bench", api_key_env="GRISTMILL_BENCH_KEY",
+                              max_concurrency=c, cache=False)  # fmt: skip
+        n = max(40, 8 * c)
+        rt = LLMRuntime(settings, None, 0)
+        rt.client  # noqa: B018  (connect outside the timing)
+        server.log.clear()
+        start = time.perf_counter()
+        rt.map(lambda i, client=rt.client: client.chat([{"role": "user", "content": f"request {i}"}]), range(n))
+        wall = time.perf_counter() - start
+        rt.close()
+        served = sum(e["end"] - e["start"] for e in server.log) / len(server.log)
+        rate = n / wall
+        if c == 1:
+            single_rate, overhead = rate, wall / n - served
+        ratio = rate / (c * single_rate)
+        table.add_row(
+            str(c), str(n), f"{rate:.1f}", f"{ratio:.2f}", "ok" if ratio >= 0.9 else "missed", f"{served:.4f}"
+        )
+        c *= 2
+    server.stop()
+    console = Console()
+    console.print(table)
+    console.print(f"client overhead per request at concurrency 1: {overhead * 1000:.2f} ms (latency {args.latency}s)")
+
+
+if __name__ == "__main__":
+    main()

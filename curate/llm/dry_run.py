@@ -1,0 +1,119 @@
+"""``gristmill curate --dry-run``'s LLM estimate: the curation runs in a scratch copy of the run directory with
+a client that sends nothing. Each request it would send is looked up in the run's request cache (a hit costs
+nothing) and otherwise counted, with its prompt tokens estimated at 4 characters each and its completion at
+``max_tokens`` (an upper bound); it answers with the smallest object its schema accepts, so later steps run and
+are counted too. Writers asked for lists answer with one item, so judge calls are a lower bound.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.llm.cache import RequestCache, request_key
+from curate.llm.client import Answer, estimate_tokens, json_request
+from curate.llm.runtime import LLMRuntime
+
+
+def minimal_instance(schema: dict[str, Any]) -> Any:
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: minimal_instance(props.get(name, {})) for name in schema.get("required", list(props))}
+    if kind == "array":
+        return [minimal_instance(schema.get("items", {})) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind in ("integer", "number"):  # the top of a range passes "at least" thresholds, so later steps run
+        return schema.get("maximum", schema.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    return None
+
+
+@dataclass
+class Estimate:
+    requests: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class DryRunClient:
+    def __init__(self, settings, cache_path: Path | None, seed: int):
+        self.settings, self.seed = settings, seed
+        self.cache = RequestCache(cache_path) if cache_path is not None and cache_path.is_file() else None
+        self.estimate = Estimate()
+        from curate.llm.client import Usage
+
+        self.usage = Usage()  # stays empty: nothing is sent
+
+    async def chat(self, messages: list[dict[str, str]], **extra: Any) -> Answer:
+        params = {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens, "seed": self.seed}
+        if self.cache is not None and self.cache.get(request_key(self.settings.model, messages, {**params, **extra})):
+            self.estimate.cache_hits += 1
+        else:
+            prompt = sum(estimate_tokens(m["content"]) for m in messages)
+            price = self.settings.prices.get(self.settings.model)
+            self.estimate.requests += 1
+            self.estimate.prompt_tokens += prompt
+            self.estimate.completion_tokens += params["max_tokens"]
+            if price:
+                self.estimate.cost_usd += (
+                    prompt * price.input_per_1m + params["max_tokens"] * price.output_per_1m
+                ) / 1e6
+        return Answer("{}", False, 0, 0)
+
+    async def chat_json(self, messages, schema, name: str = "answer") -> Answer:
+        convo, extra = json_request(messages, schema, name, self.settings.json_mode)  # the request the client sends
+        answer = await self.chat(convo, **extra)
+        answer.value = minimal_instance(schema)
+        return answer
+
+    async def aclose(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+
+class DryRunRuntime(LLMRuntime):
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = DryRunClient(self.settings, self.cache_path, self.seed)
+        return self._client
+
+
+def estimate_llm(recipe, limit: int | None = None) -> Estimate:
+    """Run the curation in a scratch directory (offline checkpoints copied from the real run) with a client
+    that sends nothing, and return what the LLM steps would send."""
+    from curate import pipeline
+    from curate.errors import GristmillError
+    from curate.llm import runtime as runtime_module
+    from curate.recipe import OutputSection
+    from curate.templating import load_templates
+
+    scratch = Path(tempfile.mkdtemp(prefix="gristmill-dry-run-"))
+    try:
+        if (recipe.run_dir / "work" / "steps").is_dir():
+            shutil.copytree(recipe.run_dir / "work" / "steps", scratch / "work" / "steps")
+        shadow = recipe.model_copy(update={"output": OutputSection(dir=str(scratch))})
+        shadow._stages, shadow._generators = recipe.resolved_stages, recipe.resolved_generators
+        cache = recipe.run_dir / "work" / "llm_cache.sqlite"
+        rt = DryRunRuntime(recipe.llm, cache, recipe.seed, load_templates(recipe.templates.dirs))
+        runtime_module._ACTIVE = rt
+        try:
+            pipeline._curate(shadow, limit, None, rt)
+        except GristmillError:
+            pass  # an empty or failing result still tells what was asked
+        finally:
+            runtime_module.close_runtime()
+        return rt.client.estimate
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
