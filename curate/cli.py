@@ -195,7 +195,11 @@ def run(recipe_path: Path, overrides: tuple[str, ...]) -> None:
     console = _console()
     recipe = load_recipe(recipe_path, list(overrides))
     result = run_all(recipe, list(overrides), console=console)
+    from curate.report.html import write_report
+
+    report_path = write_report(result.run_dir, result.run_dir / "report.html")
     _print_run_summary(console, result, time.perf_counter() - start)
+    console.print(f"report: [bold]{report_path}[/]")
 
 
 def _print_run_summary(console, result, wall: float) -> None:
@@ -216,6 +220,19 @@ def _print_run_summary(console, result, wall: float) -> None:
     table.add_row("eval", f"{passed}/{len(checks)} behaviour targets met; {result.run_dir / 'eval' / 'eval.json'}")
     table.add_row("wall time", f"{wall:.0f}s")
     console.print(table)
+
+
+@main.command()
+@click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Default: <run>/report.html.")
+@handle_errors
+def report(path: Path, output: Path | None) -> None:
+    """Write one self-contained HTML report: funnel, charts, example and rejects browsers, training, eval."""
+    from curate.output import check_dataset_dir
+    from curate.report.html import write_report
+
+    output = output or check_dataset_dir(path).parent / "report.html"
+    _console().print(f"report: [bold]{write_report(path, output)}[/]")
 
 
 @main.command("eval")

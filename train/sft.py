@@ -269,6 +269,7 @@ def train_model(
         "wall_seconds": round(wall, 2),
         "tokens_per_second": round(tokens / wall, 1) if wall else None,
         "trainable_tokens_per_epoch": report.trainable_tokens,
+        "preflight": [list(row) for row in report.rows()],
         "resumed": bool(resume and checkpoints),
         "processes": trainer.args.world_size,
         "lora": section.lora.model_dump() if section.lora else None,
