@@ -69,12 +69,13 @@ def init(docs_dir: Path, output: Path, name: str | None, force: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Read at most N documents.")
 @click.option("--dry-run", is_flag=True, help="Validate and show the plan (inputs, steps, what would resume).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
 @handle_errors
-def curate(recipe_path: Path, overrides: tuple[str, ...], limit: int | None, dry_run: bool) -> None:
+def curate(recipe_path: Path, overrides: tuple[str, ...], limit: int | None, dry_run: bool, executor) -> None:
     """Curate RECIPE's documents into <output.dir>/dataset/ (resuming from checkpoints)."""
     from curate.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path, list(overrides))
+    recipe = load_recipe(recipe_path, [*overrides, *([f"executor={executor}"] if executor else [])])
     if dry_run:
         _print_plan(recipe, limit)
         return
@@ -183,8 +184,9 @@ def _train_with_progress(console, path: Path, overrides: list[str], *, resume: b
 @main.command()
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
 @handle_errors
-def run(recipe_path: Path, overrides: tuple[str, ...]) -> None:
+def run(recipe_path: Path, overrides: tuple[str, ...], executor) -> None:
     """Curate, train and evaluate RECIPE in one go; each phase resumes where an interrupted run stopped."""
     import time
 
@@ -193,6 +195,7 @@ def run(recipe_path: Path, overrides: tuple[str, ...]) -> None:
 
     start = time.perf_counter()
     console = _console()
+    overrides = (*overrides, *([f"executor={executor}"] if executor else []))
     recipe = load_recipe(recipe_path, list(overrides))
     result = run_all(recipe, list(overrides), console=console)
     from curate.report.html import write_report

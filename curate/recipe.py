@@ -106,7 +106,10 @@ class OutputSection(_Strict):
 class Recipe(_Strict):
     name: str = Field(description="Name of the dataset.")
     seed: int = Field(13, description="Seeds every choice: templates, phrasings, caps, the split.")
-    executor: Literal["local"] = Field("local", description="Where stages run; 'local' uses datasets.")
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where stages run: 'local' (datasets.map) or 'ray' (Ray Data; RAY_ADDRESS or a local Ray).",
+    )
     num_proc: int = Field(1, ge=1, description="Processes for batch stages (measure before raising).")
     batch_size: int = Field(256, ge=1, description="Rows per batch given to a stage.")
     license: str = Field("other", description="Licence written into the dataset card.")

@@ -197,7 +197,13 @@ def stage_step(
         columns = {
             c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
         }
-        decisions = stage.decide(columns, config, _text_fetcher(table.column("text"))) if table.num_rows else []
+        from curate.executors import ACTIVE
+
+        ACTIVE["executor"] = recipe.executor
+        try:
+            decisions = stage.decide(columns, config, _text_fetcher(table.column("text"))) if table.num_rows else []
+        finally:
+            ACTIVE["executor"] = "local"
         for name in (REJECT_REASON, REJECT_DETAIL):
             if name in table.column_names:
                 table = table.drop_columns([name])
@@ -259,6 +265,13 @@ def _text_fetcher(texts):
 
 def _run_executor(recipe, dataset, stage, config, scratch: Path, key: str, reporter: Reporter):
     from curate.executors import run_batch_function
+
+    if recipe.executor == "ray" and not stage.uses_llm:  # LLM stages stay in the driver with the run's client
+        from curate.executors.ray_executor import run_batch_function_ray
+
+        return run_batch_function_ray(
+            dataset, stage.batch, config, batch_size=recipe.batch_size, on_batch=reporter.advance
+        )
 
     return run_batch_function(
         dataset,

@@ -316,7 +316,9 @@ def _decide_minhash(
     sigs = _binary_matrix(columns["_minhash"], config.num_perm)
     nonempty = columns["_shingles"].to_numpy() > 0
     bands, rows = bands_and_rows(config.banding_threshold, config.num_perm, config.false_negative_weight)
-    pairs = candidate_pairs(sigs, bands, rows)
+    from curate.executors import find_candidate_pairs
+
+    pairs = find_candidate_pairs(sigs, bands, rows)  # band keys grouped on the driver, or in Ray tasks
     pairs = pairs[nonempty[pairs[:, 0]] & nonempty[pairs[:, 1]]]
     # Skip pairs whose signatures agree more than 4 standard errors below the threshold: they cannot
     # plausibly reach it, and nothing is dropped without the exact check below anyway.
