@@ -299,16 +299,21 @@ def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    path = Path(path)
+def read_yaml(path: Path, missing: str) -> Any:
+    """A YAML file's content; RecipeError with ``missing`` when absent, with line and column when malformed."""
     if not path.is_file():
-        raise RecipeError(f"recipe {str(path)!r} not found; write one with `gristmill init DOCS_DIR`")
+        raise RecipeError(missing)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise RecipeError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    raw = read_yaml(path, f"recipe {str(path)!r} not found; write one with `gristmill init DOCS_DIR`")
     if isinstance(raw, dict):
         raw = apply_overrides(raw, overrides or [])
     return validate_recipe(raw, str(path))

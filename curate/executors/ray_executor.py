@@ -31,7 +31,6 @@ def ensure_ray():
         raise StageError(f"executor: ray needs Ray, which is not installed; install the extra: {INSTALL}") from None
     import logging
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-operator statistics are not for the user
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False, "log_to_driver": False}
@@ -40,6 +39,7 @@ def ensure_ray():
         else:
             cpus = os.environ.get("GRISTMILL_RAY_CPUS")
             ray.init(num_cpus=int(cpus) if cpus else None, **kwargs)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset progress lines are not for the user
     return ray
 
 

@@ -93,10 +93,8 @@ class GenerateContext:
             {"role": "assistant", "content": assistant},
         ]
 
-    def llm_example(
-        self, kind: str, user: str, assistant: str, source_ids: list[str], group: str, template: str, meta: dict
-    ) -> dict[str, Any]:
-        messages = self.messages(user, assistant)
+    def row(self, messages, kind: str, source_ids, group: str, template: str, generator: str, meta: dict) -> dict:
+        """An example row (the persona's name added to ``meta``)."""
         info = {**meta, **({"persona": self.persona.name} if self.persona else {})}
         return {
             "id": example_id(messages),
@@ -105,9 +103,14 @@ class GenerateContext:
             "source_ids": source_ids,
             "group": group,
             "template": template,
-            "generator": "llm",
+            "generator": generator,
             "meta": dumps(info),
         }
+
+    def llm_example(
+        self, kind: str, user: str, assistant: str, source_ids: list[str], group: str, template: str, meta: dict
+    ) -> dict[str, Any]:
+        return self.row(self.messages(user, assistant), kind, source_ids, group, template, "llm", meta)
 
     def example(
         self,
@@ -125,18 +128,7 @@ class GenerateContext:
             return None
         messages = self.messages(turns["user"], turns["assistant"], turns.get("system", ""))
         info = {"variant": variables.get("variant", 0), **(meta or {})}
-        if self.persona:
-            info["persona"] = self.persona.name
-        return {
-            "id": example_id(messages),
-            "messages": messages,
-            "kind": kind,
-            "source_ids": source_ids,
-            "group": group,
-            "template": spec.ref,
-            "generator": "template",
-            "meta": dumps(info),
-        }
+        return self.row(messages, kind, source_ids, group, spec.ref, "template", info)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curate.errors import RecipeError
@@ -111,15 +110,9 @@ class Policy(_Strict):
 
 def load_policy(path: str) -> Policy:
     """Read and validate a policy file; a RecipeError names the file and every problem."""
-    from curate.recipe import _format_errors
+    from curate.recipe import _format_errors, read_yaml
 
-    file = Path(path)
-    if not file.is_file():
-        raise RecipeError(f"policy file {path!r} does not exist; see sample_data/policies/guardrails.yaml")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    raw = read_yaml(Path(path), f"policy file {path!r} does not exist; see sample_data/policies/guardrails.yaml")
     try:
         return Policy.model_validate(raw)
     except ValidationError as err:
