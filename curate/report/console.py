@@ -80,7 +80,9 @@ def print_eval_table(console, report: dict) -> None:
     targets = {t["metric"]: t for t in report["targets"]}
     has_baseline = report.get("baseline") is not None
     columns = ["kind", "n", "metric", *(["baseline", "trained", "change"] if has_baseline else ["trained"]), "target"]
-    table = Table(*columns, title="behaviour evaluation (held-out prompts)")
+    table = Table(title="behaviour evaluation (held-out prompts)")
+    for name in columns:  # names wrap instead of being cut on a narrow terminal
+        table.add_column(name, overflow="fold")
     for label, row in report["kinds"].items():
         for metric, value in row["trained"].items():
             goal = targets.get(f"{label}.{metric}")
