@@ -236,7 +236,7 @@ def _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, 
 
 
 def _llm_stats(recipe, stats: list[StepStat], runtime) -> dict[str, Any]:
-    usage = runtime.client.usage.as_dict() if runtime._client is not None else {}
+    usage = runtime.usage()
     failed = sum(s.rejected.get("llm_failed", 0) for s in stats)
     rows = sum(s.rows_in for s in stats if s.step.startswith("label.llm")) + sum(
         s.counters.get("llm_rows", 0) for s in stats

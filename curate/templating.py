@@ -202,5 +202,4 @@ def prompt_messages(renderer: Renderer, spec: TemplateSpec, variables: dict[str,
 
 def prompt_template(templates: dict[str, TemplateSpec], name: str, provided: set[str]) -> TemplateSpec:
     """The prompt template ``name``, checked to be of kind prompt and to need only ``provided`` variables."""
-    spec = templates_for(PROMPT_KIND, templates, [name], provided)[0]
-    return spec
+    return templates_for(PROMPT_KIND, templates, [name], provided)[0]

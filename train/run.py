@@ -39,10 +39,10 @@ def training_state(model_dir: Path, key: str) -> str:
 
 def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     """The three phases with rich progress; ``overrides`` are the recipe's --set values (train.* included)."""
-    from curate.cli import _run_eval, _train_with_progress
     from curate.errors import GristmillError
     from curate.pipeline import curate
     from curate.report.console import RichReporter, print_curate_summary
+    from train.progress import eval_with_progress, train_with_progress
     from train.sft import load_train_section, training_key
 
     console.rule("1/3 curate")
@@ -64,11 +64,11 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     else:
         if state == "resume":
             console.print("resuming the interrupted training from its last checkpoint")
-        _train_with_progress(console, dataset_dir, train_overrides, resume=state == "resume", preflight_only=False)
+        train_with_progress(console, dataset_dir, train_overrides, resume=state == "resume", preflight_only=False)
         trained = "resumed" if state == "resume" else "trained"
     training = json.loads((model_dir / "training_summary.json").read_text())
 
     console.rule("3/3 eval")
     final = model_dir / "final-merged" if (model_dir / "final-merged").is_dir() else model_dir / "final"
-    result = _run_eval(final, dataset_dir, dataset_dir.parent / "eval", None, None, None, None)
+    result = eval_with_progress(console, final, dataset_dir, dataset_dir.parent / "eval", None, None, None, None)
     return RunResult(dataset_dir.parent, curated, training, trained, result.report)

@@ -15,7 +15,6 @@ from typing import Any
 
 from curate.llm.cache import RequestCache, request_key
 from curate.llm.client import Answer, estimate_tokens, json_request
-from curate.llm.runtime import LLMRuntime
 
 
 def minimal_instance(schema: dict[str, Any]) -> Any:
@@ -82,20 +81,12 @@ class DryRunClient:
             self.cache.close()
 
 
-class DryRunRuntime(LLMRuntime):
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = DryRunClient(self.settings, self.cache_path, self.seed)
-        return self._client
-
-
 def estimate_llm(recipe, limit: int | None = None) -> Estimate:
     """Run the curation in a scratch directory (offline checkpoints copied from the real run) with a client
     that sends nothing, and return what the LLM steps would send."""
     from curate import pipeline
     from curate.errors import GristmillError
-    from curate.llm import runtime as runtime_module
+    from curate.llm.runtime import close_runtime, open_runtime
     from curate.recipe import OutputSection
     from curate.templating import load_templates
 
@@ -105,15 +96,15 @@ def estimate_llm(recipe, limit: int | None = None) -> Estimate:
             shutil.copytree(recipe.run_dir / "work" / "steps", scratch / "work" / "steps")
         shadow = recipe.model_copy(update={"output": OutputSection(dir=str(scratch))})
         shadow._stages, shadow._generators = recipe.resolved_stages, recipe.resolved_generators
-        cache = recipe.run_dir / "work" / "llm_cache.sqlite"
-        rt = DryRunRuntime(recipe.llm, cache, recipe.seed, load_templates(recipe.templates.dirs))
-        runtime_module._ACTIVE = rt
+        templates = load_templates(recipe.templates.dirs)
+        # The real run's cache (under recipe.run_dir) tells which requests would be answered without a call.
+        rt = open_runtime(recipe.llm, recipe.run_dir, recipe.seed, templates, client_class=DryRunClient)
         try:
             pipeline._curate(shadow, limit, None, rt)
         except GristmillError:
             pass  # an empty or failing result still tells what was asked
         finally:
-            runtime_module.close_runtime()
+            close_runtime()
         return rt.client.estimate
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -20,9 +20,10 @@ _ACTIVE: LLMRuntime | None = None
 
 
 class LLMRuntime:
-    def __init__(self, settings, cache_path: Path | None, seed: int, templates: dict[str, Any] | None = None):
+    def __init__(self, settings, cache_path: Path | None, seed: int, templates=None, client_class=LLMClient):
         self.settings, self.cache_path, self.seed = settings, cache_path, seed
         self.templates = templates or {}
+        self.client_class = client_class  # LLMClient, or the dry run's client that sends nothing
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="gristmill-llm", daemon=True)
         self._thread.start()
@@ -31,8 +32,12 @@ class LLMRuntime:
     @property
     def client(self) -> LLMClient:
         if self._client is None:  # built on first use: a recipe without LLM steps never needs a key
-            self._client = LLMClient(self.settings, self.cache_path, seed=self.seed)
+            self._client = self.client_class(self.settings, self.cache_path, seed=self.seed)
         return self._client
+
+    def usage(self) -> dict[str, Any]:
+        """The client's usage so far; empty when no LLM step asked for the client."""
+        return self._client.usage.as_dict() if self._client is not None else {}
 
     def run(self, coro: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -59,10 +64,10 @@ class LLMRuntime:
         self._thread.join(timeout=5)
 
 
-def open_runtime(settings, run_dir: Path, seed: int, templates: dict[str, Any]) -> LLMRuntime:
+def open_runtime(settings, run_dir: Path, seed: int, templates: dict[str, Any], client_class=LLMClient) -> LLMRuntime:
     global _ACTIVE
     close_runtime()
-    _ACTIVE = LLMRuntime(settings, run_dir / "work" / "llm_cache.sqlite", seed, templates)
+    _ACTIVE = LLMRuntime(settings, run_dir / "work" / "llm_cache.sqlite", seed, templates, client_class)
     return _ACTIVE
 
 
