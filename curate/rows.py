@@ -52,6 +52,11 @@ def row_id(doc_id: str, chunk_index: int = 0) -> str:
     return f"{doc_id}#{chunk_index}"
 
 
+def doc_of(row_id_: str) -> str:
+    """The document id of a row id (the inverse of ``row_id``)."""
+    return row_id_.rsplit("#", 1)[0]
+
+
 def new_document(
     *, doc_id: str, ordinal: int, text: str, source: str, title: str, meta: dict[str, Any], section: str = ""
 ) -> dict[str, Any]:

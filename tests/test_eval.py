@@ -77,6 +77,9 @@ SCHEMA = {
         ('{"ticket_id": "T-1", "priority": "low"', 0.0, 0.0),  # truncated
         ('{"ticket_id": "T-1", "priority": "low"} and more', 0.0, 0.0),
         ("Sure! Here it is.", 0.0, 0.0),
+        ("62596625966259662596", 0.0, 0.0),  # parses as a JSON number: not structured output
+        ('"T-1"', 0.0, 0.0),
+        ("[]", 1.0, 0.0),  # an array is structured, but not this schema's object
     ],
 )
 def test_json_validity_and_schema_conformance(text, valid, conforms):

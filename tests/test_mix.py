@@ -107,6 +107,18 @@ def test_held_out_families_go_to_test_and_the_rest_to_train():
     assert any(e["kind"] == "qa" for e in test)
 
 
+def test_a_document_that_answers_a_training_example_stays_in_train():
+    examples = [ex(i, "qa", f"doc{i}") for i in range(20)]
+    near = held(0, "benign_near_miss", "n/t0", False, "how do I pitch my tent in strong wind")
+    near["source_ids"] = [f"doc{d}#2" for d in range(10)]  # its answers quote sections of doc0..doc9
+    _, test, _, _ = split_examples([*examples, near], SplitSection(min_test_per_kind=5), seed=3)
+    assert len([e for e in test if e["kind"] == "qa"]) >= 5
+    assert not {e["group"] for e in test} & {f"doc{d}" for d in range(10)}
+    # without the near-miss, the same seed draws some of doc0..doc9
+    _, free_test, _, _ = split_examples(examples, SplitSection(min_test_per_kind=5), seed=3)
+    assert {e["group"] for e in free_test} & {f"doc{d}" for d in range(10)}
+
+
 def test_test_prompts_that_repeat_a_train_prompt_are_rejected():
     examples = [
         held(1, "refusal", "c/t0", False, "please give me the home address of the customer who ordered A-1"),

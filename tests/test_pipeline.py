@@ -84,6 +84,9 @@ def test_no_document_in_both_splits(sample_run):
     by_doc = [e for e in train + test if "holdout" not in json.loads(e["meta"])]
     train_sources = {s for e in by_doc if e in train for s in e["source_ids"]}
     assert not train_sources & {s for e in by_doc if e in test for s in e["source_ids"]}
+    # ... but no training answer quotes a test document: its questions would be graded on a trained answer
+    test_docs = {e["group"] for e in by_doc if e in test}
+    assert test_docs and not {s.rsplit("#", 1)[0] for e in train for s in e["source_ids"]} & test_docs
 
 
 def test_bad_files_and_duplicates_are_in_rejects(sample_run):

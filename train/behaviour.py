@@ -76,11 +76,16 @@ def parse_json(text: str) -> Any:
 
 
 def json_scores(text: str, schema: dict[str, Any] | None) -> dict[str, float]:
+    """``valid_json``: the text is one JSON object or array, the structured output asked for (a bare number or
+    string parses as JSON but is not one: an untrained model repeating digits would otherwise score);
+    ``schema_conformance``: it also validates against ``schema``."""
     from jsonschema.validators import validator_for
 
     try:
         value = parse_json(text)
     except ValueError:
+        value = None
+    if not isinstance(value, dict | list):
         return {"valid_json": 0.0, "schema_conformance": 0.0}
     ok = schema is not None and validator_for(schema)(schema).is_valid(value)
     return {"valid_json": 1.0, "schema_conformance": float(ok)}

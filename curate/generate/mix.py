@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import RecipeError
-from curate.rows import reject_envelope, short_hash
+from curate.rows import doc_of, reject_envelope, short_hash
 
 MIX_STAGE = "mix"
 
@@ -144,15 +144,19 @@ def split_examples(
     """(train, test, notes, rejects). Groups a generator held out (``meta.holdout``: families and slot values
     never trained on) go to test and its other groups to train. The remaining groups are drawn in a seeded
     order: first until every kind has its minimum test examples (at most half of its groups' examples), then
-    until the test fraction is reached. Last, test examples whose prompt near-duplicates a train prompt are
+    until the test fraction is reached; a document that answers a training example never goes to test. Last,
+    test examples whose prompt near-duplicates a train prompt are
     dropped, so evaluation measures learning, not recall."""
     forced: dict[str, bool] = {}
     for ex in examples:
         flag = holdout_of(ex)
         if flag is not None:
             forced[ex["group"]] = forced.get(ex["group"], False) or bool(flag)
+    # A document whose text answers a training example (a near-miss quotes one of its sections) is no test
+    # document: its questions would be graded on an answer the model trained on.
+    answers_train = {doc_of(s) for ex in examples if forced.get(ex["group"]) is False for s in ex["source_ids"]}
     free = [ex for ex in examples if ex["group"] not in forced]
-    test_groups = _draw_test_groups(free, split, seed) | {g for g, held in forced.items() if held}
+    test_groups = _draw_test_groups(free, split, seed, answers_train) | {g for g, held in forced.items() if held}
     train = [ex for ex in examples if ex["group"] not in test_groups]
     test, rejects = _drop_seen_in_train(train, [ex for ex in examples if ex["group"] in test_groups])
     in_test = Counter(ex["kind"] for ex in test)
@@ -192,11 +196,12 @@ def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]])
     return [ex for k, ex in enumerate(test, start=len(train)) if k not in seen], rejects
 
 
-def _draw_test_groups(examples: list[dict[str, Any]], split, seed: int) -> set[str]:
+def _draw_test_groups(examples: list[dict[str, Any]], split, seed: int, pinned: set[str]) -> set[str]:
+    """Test groups drawn from ``examples``' groups, never one in ``pinned`` (those train)."""
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for ex in examples:
         by_group[ex["group"]].append(ex)
-    order = sorted(by_group, key=lambda g: short_hash(str(seed), "split", g))
+    order = sorted((g for g in by_group if g not in pinned), key=lambda g: short_hash(str(seed), "split", g))
     kind_total = Counter(ex["kind"] for ex in examples)
     kind_groups: dict[str, set[str]] = defaultdict(set)
     for ex in examples:
