@@ -179,8 +179,9 @@ def dataset_card(recipe, stats: dict[str, Any], sources: dict[str, int]) -> str:
     lines += [
         "",
         f"Split: grouped by source document (template family for source-less kinds), seed {recipe.seed}. Refusals,",
-        "near-misses and abstentions hold out whole request families and slot values for test, and test prompts",
-        "that near-duplicate a train prompt are dropped: test measures learning, not recall.",
+        "near-misses and abstentions hold out whole request families and slot values for test; test prompts that",
+        "near-duplicate a train prompt are dropped, and no training answer quotes a test document: test",
+        "measures learning, not recall.",
         f"Length: {stats['tokens']['train']} train and {stats['tokens']['test']} test {stats['tokens']['counter']}.",
         "",
         "## Known limits",
