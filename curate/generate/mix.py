@@ -145,8 +145,8 @@ def split_examples(
     never trained on) go to test and its other groups to train. The remaining groups are drawn in a seeded
     order: first until every kind has its minimum test examples (at most half of its groups' examples), then
     until the test fraction is reached; a document that answers a training example never goes to test. Last,
-    test examples whose prompt near-duplicates a train prompt are
-    dropped, so evaluation measures learning, not recall."""
+    test examples whose prompt near-duplicates a train prompt are dropped, so evaluation measures learning,
+    not recall."""
     forced: dict[str, bool] = {}
     for ex in examples:
         flag = holdout_of(ex)
