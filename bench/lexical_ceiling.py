@@ -22,6 +22,9 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from curate.generate.near_dup import prompt_of
+from curate.output import read_jsonl
+
 LABEL = {"refusal": "refuse", "abstain": "abstain", "extract_json": "json"}
 # metric: (kind, the predicted labels that count, target, higher is better)
 METRICS = {
@@ -34,8 +37,7 @@ METRICS = {
 
 
 def words(row: dict) -> set[str]:
-    user = [m["content"] for m in row["messages"] if m["role"] == "user"][-1]
-    return set(re.findall(r"[a-z0-9']+", user.lower()))
+    return set(re.findall(r"[a-z0-9']+", prompt_of(row).lower()))
 
 
 def naive_bayes(train: list[dict]):
@@ -92,11 +94,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
 
-    def load(name: str) -> list[dict]:
-        with open(args.dataset / name, encoding="utf-8") as f:
-            return [json.loads(line) for line in f]
-
-    train, test = load("train.jsonl"), load("test.jsonl")
+    train, test = read_jsonl(args.dataset / "train.jsonl"), read_jsonl(args.dataset / "test.jsonl")
     held = rates(train, test)
     shuffled = [rates(*random_split(train, test, seed)) for seed in range(args.seeds)]
     eval_json = args.dataset.parent / "eval" / "eval.json"

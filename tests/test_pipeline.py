@@ -17,6 +17,7 @@ import yaml
 
 from curate.pipeline import curate
 from curate.recipe import load_recipe, validate_recipe
+from curate.rows import doc_of
 from tests.conftest import REPO
 
 ENVELOPE_KEYS = {"id", "doc_id", "source", "stage", "reason", "detail", "row"}
@@ -86,7 +87,7 @@ def test_no_document_in_both_splits(sample_run):
     assert not train_sources & {s for e in by_doc if e in test for s in e["source_ids"]}
     # ... but no training answer quotes a test document: its questions would be graded on a trained answer
     test_docs = {e["group"] for e in by_doc if e in test}
-    assert test_docs and not {s.rsplit("#", 1)[0] for e in train for s in e["source_ids"]} & test_docs
+    assert test_docs and not {doc_of(s) for e in train for s in e["source_ids"]} & test_docs
 
 
 def test_bad_files_and_duplicates_are_in_rejects(sample_run):

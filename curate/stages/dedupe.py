@@ -10,6 +10,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.rows import doc_of
 from curate.stages.registry import Batch, register
 
 
@@ -33,7 +34,7 @@ def _decide_exact(columns: Batch, config: ExactDedupeConfig, fetch_text=None) ->
     docs_per_hash: dict[str, set[str]] = {}
     if config.boilerplate_min_docs:
         for row_id, digest in zip(ids, hashes, strict=True):
-            docs_per_hash.setdefault(digest, set()).add(row_id.rsplit("#", 1)[0])
+            docs_per_hash.setdefault(digest, set()).add(doc_of(row_id))
     for i in sorted(range(len(decisions)), key=lambda i: (ordinals[i], i)):
         digest = hashes[i]
         n_docs = len(docs_per_hash.get(digest, ()))
