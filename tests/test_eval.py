@@ -211,3 +211,15 @@ def test_chat_answers_one_prompt_and_a_conversation(evaluated):
     )
     assert talk.returncode == 0, talk.stderr
     assert talk.stdout.count("model>") == 2
+
+
+def test_a_generation_cache_torn_by_a_kill_resumes(tmp_path):
+    from train.evaluate import read_cache
+
+    cache = tmp_path / "trained-x.jsonl"
+    cache.write_text('{"id": "a", "output": "one"}\n{"id": "b", "output": "tw', encoding="utf-8")
+    assert read_cache(cache) == {"a": "one"}
+    assert cache.read_text(encoding="utf-8") == '{"id": "a", "output": "one"}\n'  # the next append starts clean
+    cache.write_text('{"id": "a", "output": "one"}', encoding="utf-8")  # whole record, newline not yet written
+    assert read_cache(cache) == {"a": "one"} and cache.read_text(encoding="utf-8").endswith("\n")
+    assert read_cache(tmp_path / "none.jsonl") == {}

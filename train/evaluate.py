@@ -130,7 +130,7 @@ def generate(
     """{item id: generated text}, greedy; resumes from ``cache`` (JSONL appended per batch)."""
     import torch
 
-    done = {r["id"]: r["output"] for r in read_jsonl(cache)} if cache.exists() else {}
+    done = read_cache(cache)
     todo = [it for it in items if it.id not in done]
     if on_batch:
         on_batch(len(items) - len(todo))
@@ -163,6 +163,23 @@ def generate(
             if on_batch:
                 on_batch(len(batch))
     return done
+
+
+def read_cache(cache: Path) -> dict[str, str]:
+    """{item id: output} already generated. A line torn by a kill mid-write is dropped (it is generated again)
+    and the file rewritten without it, so the next append starts on a line of its own."""
+    if not cache.exists():
+        return {}
+    text = cache.read_text(encoding="utf-8")
+    rows, torn = [], not text.endswith("\n") and bool(text)
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            torn = True
+    if torn:
+        _write_atomic(cache, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return {r["id"]: r["output"] for r in rows}
 
 
 def summarize(items: list[Item], outputs: dict[str, str], classifier: Classifier, schemas: dict[str, Any]):
