@@ -22,7 +22,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from curate.generate.near_dup import prompt_of
+from curate.near_dup import prompt_of
 from curate.output import read_jsonl
 
 LABEL = {"refusal": "refuse", "abstain": "abstain", "extract_json": "json"}

@@ -1,15 +1,19 @@
 """The one error hierarchy of gristmill. Library code raises these; only the CLI turns them into messages.
 
-    GristmillError                 anything gristmill reports to a person; ``exit_code`` is what the CLI returns
-    ├── RecipeError                the recipe file or an override is wrong (unknown key, bad value, bad YAML)
-    ├── InputError                 the input paths match nothing, or an input cannot be used at all
-    ├── TemplateError              a template is missing, its front matter is wrong, or it fails to render
-    ├── StageError                 a stage or generator is unknown, or failed on the data
-    ├── OutputError                the run directory cannot be written, or a dataset directory is not one
-    └── TrainError                 preflight found a problem, or a model cannot be loaded or trained
+    GristmillError                 anything gristmill reports to a person; ``exit_code`` is what the CLI returns (1)
+    ├── RecipeError        (2)     the recipe file or an override is wrong (unknown key, bad value, bad YAML)
+    ├── InputError         (3)     the input paths match nothing, or an input cannot be used at all
+    ├── TemplateError      (4)     a template is missing, its front matter is wrong, or it fails to render
+    ├── StageError         (5)     a stage or generator is unknown, or failed on the data
+    │   └── LLMError       (5)     an LLM call failed after its retries (or was not retryable)
+    │       ├── BudgetExceeded     the run's llm.budget_usd would be passed: no new request is sent
+    │       └── InvalidJSON        the answer did not validate against its schema, even after repair turns
+    ├── OutputError        (6)     the run directory cannot be written, or a dataset directory is not one
+    └── TrainError         (7)     preflight found a problem, or a model cannot be loaded or trained
 
 Every message says what is wrong, where (file, key path, record), the bad value, and how to fix it.
-A malformed *record* is not an error: it becomes a reject envelope and the run goes on.
+A malformed *record* is not an error: it becomes a reject envelope and the run goes on; so does an LLM call
+that fails for one row (an ``llm_failed`` reject).
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ class TemplateError(GristmillError):
 
 class StageError(GristmillError):
     exit_code = 5
+
+
+class LLMError(StageError):
+    """A call that failed after its retries (or was not retryable)."""
+
+
+class BudgetExceeded(LLMError):
+    """The run's budget would be passed: no new requests are sent."""
+
+
+class InvalidJSON(LLMError):
+    """The answer did not validate, even after the repair attempts."""
 
 
 class OutputError(GristmillError):

@@ -1,4 +1,4 @@
-"""The dataset directory, the contract between curate and train (ARCHITECTURE.md), written atomically.
+"""The dataset directory, the contract between curate and train (docs/architecture.md), written atomically.
 
 Everything is written into a temporary sibling folder first and then renamed over ``<run>/dataset``, so a
 crash leaves either the previous dataset or the new one, never half of one. The same inputs give the same
@@ -126,6 +126,17 @@ def write_dataset(
     os.replace(tmp, dataset_dir)
     shutil.rmtree(old, ignore_errors=True)
     return dataset_dir
+
+
+def dataset_key(dataset_dir: Path) -> str:
+    """A fingerprint of a dataset directory's examples (train.jsonl and test.jsonl): what a model trained on it,
+    or a tokenizer built from it, depends on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("train.jsonl", "test.jsonl"):
+        h.update(hashlib.sha256((Path(dataset_dir) / name).read_bytes()).digest())
+    return h.hexdigest()[:20]
 
 
 def check_dataset_dir(path: Path) -> Path:

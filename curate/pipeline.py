@@ -12,17 +12,20 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from curate import __version__
-from curate.output import dataset_card, iter_rows, read_jsonl, write_dataset
+from curate.layout import RunLayout
+from curate.output import dataset_card, read_jsonl, write_dataset
 from curate.readers import READ_STAGE, discover, fingerprint_files
+from curate.stats import build_stats, llm_stats
 from curate.steps import (
     Checkpoints,
     PlannedStep,
     Reporter,
+    StageContext,
     StepStat,
     cached_stat,
     checkpoint_key,
@@ -32,7 +35,6 @@ from curate.steps import (
     scrub_earlier_steps,
     stage_step,
 )
-from curate.text import count_words
 
 __all__ = ["CurateResult", "Reporter", "StepStat", "curate", "plan"]
 
@@ -45,13 +47,15 @@ class CurateResult:
     steps: list[StepStat]
 
 
-def plan(recipe, limit: int | None = None) -> tuple[list, list[PlannedStep], dict[str, Any]]:
+def plan(
+    recipe, limit: int | None = None, steps: Checkpoints | None = None
+) -> tuple[list, list[PlannedStep], dict[str, Any]]:
     """(input files, planned steps, loaded templates), without running anything: what --dry-run shows."""
     from curate.templating import load_templates
 
     files = discover(recipe.input.paths)
     templates = load_templates(recipe.templates.dirs)
-    steps = Checkpoints(recipe.run_dir)
+    steps = steps or Checkpoints(recipe.layout.steps)
     key = checkpoint_key("read", fingerprint_files(files), recipe.input.fields.model_dump(), limit, __version__)
     planned = [steps.plan(0, READ_STAGE, key)]
     for i, (stage, config) in enumerate(recipe.resolved_stages, start=1):
@@ -91,30 +95,41 @@ def uses_llm(recipe) -> bool:
     )
 
 
-def curate(recipe, *, limit: int | None = None, reporter: Reporter | None = None) -> CurateResult:
-    """Run the whole curation of ``recipe`` and write ``<run>/dataset``; resumes from checkpoints. LLM stages
-    and generators share one client (curate.llm.runtime) for the whole run."""
-    if not uses_llm(recipe):
-        return _curate(recipe, limit, reporter)
-    from curate.llm.runtime import close_runtime, open_runtime
+def curate(
+    recipe,
+    *,
+    limit: int | None = None,
+    reporter: Reporter | None = None,
+    layout: RunLayout | None = None,
+    runtime=None,
+    reuse: Path | None = None,
+) -> CurateResult:
+    """Run the whole curation of ``recipe`` and write the dataset directory; resumes from checkpoints.
+
+    ``layout`` is where it writes (default: the recipe's run directory). LLM stages and generators share one
+    runtime for the whole run: ``runtime`` when given (the dry run's), else one opened on the run's request
+    cache. ``reuse`` is another steps folder whose finished checkpoints count as done (read, never written)."""
+    layout = layout or recipe.layout
+    if runtime is not None or not uses_llm(recipe):
+        return _curate(recipe, limit, reporter or Reporter(), layout, runtime, reuse)
+    from curate.llm.runtime import open_runtime
     from curate.templating import load_templates
 
-    runtime = open_runtime(recipe.llm, recipe.run_dir, recipe.seed, load_templates(recipe.templates.dirs))
-    try:
-        result = _curate(recipe, limit, reporter, runtime)
-    finally:
-        close_runtime()
-    return result
+    templates = load_templates(recipe.templates.dirs)
+    with open_runtime(recipe.llm, layout.llm_cache, recipe.seed, templates) as runtime:
+        return _curate(recipe, limit, reporter or Reporter(), layout, runtime, reuse)
 
 
-def _curate(recipe, limit: int | None, reporter: Reporter | None, runtime=None) -> CurateResult:
+def _curate(recipe, limit, reporter: Reporter, layout: RunLayout, runtime, reuse) -> CurateResult:
     import datasets
 
+    from curate.executors import executor_for
+
     datasets.disable_progress_bars()  # progress is the reporter's job
-    reporter = reporter or Reporter()
     wall = time.perf_counter()
-    files, planned, templates = plan(recipe, limit)
-    steps = Checkpoints(recipe.run_dir)
+    steps = Checkpoints(layout.steps, reuse)
+    files, planned, templates = plan(recipe, limit, steps)
+    context = StageContext(executor_for(recipe.executor, recipe.num_proc), runtime)
     stats: list[StepStat] = []
     doc_steps = planned[: len(recipe.resolved_stages) + 1]
     must_run = [not step.done for step in doc_steps]
@@ -132,30 +147,35 @@ def _curate(recipe, limit: int | None, reporter: Reporter | None, runtime=None) 
             if index == 0:
                 stat = read_step(recipe, files, step, steps, reporter, limit)
             else:
-                stat = stage_step(recipe, *stage_info, doc_steps[index - 1].path, step, steps, reporter)
+                stat = stage_step(recipe, *stage_info, context, doc_steps[index - 1].path, step, steps, reporter)
         stats.append(stat)
         reporter.step_finished(stat)
         if stage_info and stage_info[0].scrubs:
-            scrub_earlier_steps(doc_steps[:index], stage_info)
+            scrub_earlier_steps(doc_steps[:index], stage_info, steps)
     last_docs = doc_steps[-1].path
     examples: list[dict[str, Any]] = []
     if recipe.resolved_generators:
         step = planned[-1]
         reporter.step_started("generate", len(recipe.resolved_generators))
-        stat = cached_stat(step) if step.done else generate_step(recipe, templates, last_docs, step, steps, reporter)
+        stat = (
+            cached_stat(step)
+            if step.done
+            else generate_step(recipe, templates, last_docs, step, steps, reporter, runtime)
+        )
         stats.append(stat)
         reporter.step_finished(stat)
         examples = read_jsonl(step.path / "examples.jsonl")
-    return _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, runtime)
+    return _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter, wall, runtime)
 
 
 def _rows_in(step: PlannedStep) -> int:
     return json.loads((step.path / "stat.json").read_text())["rows_out"]
 
 
-def _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, runtime=None) -> CurateResult:
+def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter, wall, runtime) -> CurateResult:
 
-    from curate.generate.mix import mix_examples, split_examples
+    from curate.mix import mix_examples
+    from curate.split import split_examples
 
     start = time.perf_counter()
     reporter.step_started("mix+split", None)
@@ -173,52 +193,17 @@ def _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, 
     stats.append(mix_stat)
     reporter.step_finished(mix_stat)
 
-    sources: Counter = Counter()
-    words = rows = 0
-    for batch in iter_rows(last_docs / "rows", ["source", "text"]):
-        sources.update(batch.column(0).to_pylist())
-        words += sum(count_words(t) for t in batch.column(1).to_pylist())
-        rows += batch.num_rows
-    by_reason: Counter = Counter()
-    for s in stats:
-        by_reason.update(s.rejected)
     for i, (generator, _) in enumerate(recipe.resolved_generators):
         if not generated.get(generator.kind):
             notes.append(
                 f"generate.{i} ({generator.kind}) made no examples: check its sources and min_words, and the rejects"
             )
-    stats_doc = {
-        "gristmill_version": __version__,
-        "recipe": recipe.name,
-        "input": {"files": len(files), "documents": stats[0].rows_out},
-        "steps": [asdict(s) for s in stats],
-        "rejects": {"total": sum(by_reason.values()), "by_reason": dict(sorted(by_reason.items()))},
-        "examples": {
-            "generated": dict(sorted(generated.items())),
-            "train": dict(sorted(Counter(ex["kind"] for ex in train).items())),
-            "test": dict(sorted(Counter(ex["kind"] for ex in test).items())),
-            "total": {"train": len(train), "test": len(test)},
-        },
-        "documents": {"rows": rows, "words": words},
-        "chunking": [
-            {"stage": stage.ref, "budget": config.budget()[0], "unit": config.unit}
-            for stage, config in recipe.resolved_stages
-            if stage.name == "chunk.sections"
-        ],
-        "tokens": {
-            "counter": "whitespace words (no tokenizer configured)",
-            "train": sum(count_words(m["content"]) for ex in train for m in ex["messages"]),
-            "test": sum(count_words(m["content"]) for ex in test for m in ex["messages"]),
-        },
-        "notes": notes,
-        "wall_seconds": round(time.perf_counter() - wall, 3),
-    }
-    stats_doc["coverage"] = _coverage(train, test)
+    stats_doc, sources = build_stats(recipe, files, stats, generated, train, test, notes, last_docs / "rows", wall)
     if runtime is not None:
-        stats_doc["llm"] = _llm_stats(recipe, stats, runtime)
+        stats_doc["llm"] = llm_stats(recipe, stats, runtime)
     behaviours, schemas = _behaviours(recipe, train + test)
     dataset_dir = write_dataset(
-        recipe.run_dir / "dataset",
+        layout.dataset,
         documents_rows=last_docs / "rows",
         train=train,
         test=test,
@@ -230,21 +215,12 @@ def _finish(recipe, files, planned, stats, examples, last_docs, reporter, wall, 
         schemas=schemas,
         card=dataset_card(recipe, stats_doc, dict(sources)),
     )
-    result = CurateResult(recipe.run_dir.resolve(), dataset_dir.resolve(), stats_doc, stats)
-    _check_outcome(recipe, stats_doc, stats)
+    result = CurateResult(layout.root.resolve(), dataset_dir.resolve(), stats_doc, stats)
+    _check_outcome(recipe, layout, stats_doc, stats)
     return result
 
 
-def _llm_stats(recipe, stats: list[StepStat], runtime) -> dict[str, Any]:
-    usage = runtime.usage()
-    failed = sum(s.rejected.get("llm_failed", 0) for s in stats)
-    rows = sum(s.rows_in for s in stats if s.step.startswith("label.llm")) + sum(
-        s.counters.get("llm_rows", 0) for s in stats
-    )
-    return {"model": recipe.llm.model, "usage": usage, "failed_rows": failed, "llm_rows": rows}
-
-
-def _check_outcome(recipe, stats_doc: dict[str, Any], stats: list[StepStat]) -> None:
+def _check_outcome(recipe, layout: RunLayout, stats_doc: dict[str, Any], stats: list[StepStat]) -> None:
     """After the dataset is written: an empty result, or too many failed LLM rows, is an error."""
     from curate.errors import StageError
 
@@ -255,7 +231,7 @@ def _check_outcome(recipe, stats_doc: dict[str, Any], stats: list[StepStat]) -> 
         where = f"{culprit.step} dropped all {culprit.rows_in} rows it got" if culprit else "no step emptied it"
         reasons = ", ".join(f"{k}: {v}" for k, v in (culprit.rejected if culprit else {}).items()) or "see notes"
         raise StageError(
-            f"0 examples from {documents} documents: {where} ({reasons}); see {recipe.run_dir / 'dataset'} "
+            f"0 examples from {documents} documents: {where} ({reasons}); see {layout.dataset} "
             "rejects/rejects.jsonl and stats.json"
         )
     llm = stats_doc.get("llm")
@@ -265,19 +241,6 @@ def _check_outcome(recipe, stats_doc: dict[str, Any], stats: list[StepStat]) -> 
             f"llm.max_failure_ratio={recipe.llm.max_failure_ratio}; the dataset was written, the failures are in "
             "rejects (reason llm_failed)"
         )
-
-
-def _coverage(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per behaviour kind, examples per policy category (or schema, or entity type) in each split."""
-    out: dict[str, Any] = {}
-    for split, rows in (("train", train), ("test", test)):
-        for ex in rows:
-            meta = json.loads(ex["meta"] or "{}")
-            facet = meta.get("category") or meta.get("schema") or meta.get("entity_type")
-            if facet:
-                cell = out.setdefault(ex["kind"], {}).setdefault(facet, {"train": 0, "test": 0})
-                cell[split] += 1
-    return {kind: dict(sorted(v.items())) for kind, v in sorted(out.items())}
 
 
 def _behaviours(recipe, examples: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

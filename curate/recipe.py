@@ -7,40 +7,35 @@ config model that stage or generator registered. Every error names the key path,
 
 from __future__ import annotations
 
-import difflib
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
 
 from curate import __version__
-from curate.content import Blocklist
+from curate.blocklist import Blocklist
+from curate.config import Strict, apply_overrides, format_errors, problems_error, read_yaml
 from curate.errors import GristmillError, RecipeError
+from curate.layout import RunLayout
 from train.config import EvalSection, TrainSection
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FieldsSection(_Strict):
+class FieldsSection(Strict):
     text: str = Field("text", description="Field holding the document text in .jsonl and .csv inputs.")
     id: str | None = Field("id", description="Field holding the record id; it becomes doc_id. Null: hash ids.")
     title: str | None = Field("title", description="Field holding the title (a ticket subject, say).")
 
 
-class InputSection(_Strict):
+class InputSection(Strict):
     paths: list[str] = Field(min_length=1, description="Files, folders (read recursively) or globs, from the cwd.")
     fields: FieldsSection = Field(default_factory=FieldsSection, description="Field names for jsonl/csv records.")
 
 
-class TemplatesSection(_Strict):
+class TemplatesSection(Strict):
     dirs: list[str] = Field(default_factory=list, description="Extra template folders, searched before built-ins.")
 
 
-class StageStep(_Strict):
+class StageStep(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     use: str = Field(description="The stage, as family.name (see `gristmill stages`).")
@@ -48,14 +43,14 @@ class StageStep(_Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The stage's config.")
 
 
-class PersonaSection(_Strict):
+class PersonaSection(Strict):
     name: str = Field(description="The assistant's name.")
     system: str = Field(description="System prompt put on every example.")
     description: str | None = Field(None, description="One line on what the assistant is, used in its answers.")
     company: str | None = Field(None, description="The company the assistant works for.")
 
 
-class MixSection(_Strict):
+class MixSection(Strict):
     caps: dict[str, int] = Field(default_factory=dict, description="Most examples kept per kind.")
     ratios: dict[str, float] = Field(default_factory=dict, description="Relative shares of the listed kinds.")
     exclude_ids: list[str] | str = Field(
@@ -63,17 +58,17 @@ class MixSection(_Strict):
     )
 
 
-class SplitSection(_Strict):
+class SplitSection(Strict):
     test_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of examples held out for test.")
     min_test_per_kind: int = Field(30, ge=0, description="Test examples wanted per kind (at most half the kind).")
 
 
-class PriceSection(_Strict):
+class PriceSection(Strict):
     input_per_1m: float = Field(ge=0, description="USD per million prompt tokens.")
     output_per_1m: float = Field(ge=0, description="USD per million completion tokens.")
 
 
-class LLMSection(_Strict):
+class LLMSection(Strict):
     base_url: str | None = Field(None, description="An OpenAI-compatible endpoint; null: offline templates only.")
     model: str | None = Field(None, description="Model name at that endpoint.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the key.")
@@ -99,11 +94,11 @@ class LLMSection(_Strict):
     cache: bool = Field(True, description="Keep responses in <run>/work/llm_cache.sqlite (re-runs send nothing).")
 
 
-class OutputSection(_Strict):
+class OutputSection(Strict):
     dir: str = Field(description="The run directory: work/, dataset/, model/, eval/ go under it.")
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     name: str = Field(description="Name of the dataset.")
     seed: int = Field(13, description="Seeds every choice: templates, phrasings, caps, the split.")
     executor: Literal["local", "ray"] = Field(
@@ -137,6 +132,10 @@ class Recipe(_Strict):
         return Path(self.output.dir if self.output else f"runs/{self.name}")
 
     @property
+    def layout(self) -> RunLayout:
+        return RunLayout.create(self.run_dir, self.train.output_dir)
+
+    @property
     def resolved_stages(self) -> list:
         return self._stages
 
@@ -154,93 +153,6 @@ class Recipe(_Strict):
         data["output"] = {"dir": self.run_dir.as_posix()}
         data["gristmill_version"] = __version__
         return data
-
-
-def _describe_value(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _format_errors(err: ValidationError, prefix: str, model: type[BaseModel] | None) -> list[str]:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, e["loc"][:-1]) if model else []
-            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
-            fix = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else f"allowed keys: {', '.join(allowed)}"
-                if allowed
-                else "remove it"
-            )
-            lines.append(f"{loc}: unknown key (value {_describe_value(e['input'])}); {fix}")
-        elif e["type"] == "missing":
-            lines.append(f"{loc}: required, but missing; add it")
-        else:
-            lines.append(f"{loc}: {e['msg']} (got {_describe_value(e['input'])})")
-    return lines
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names (aliases where set) of the model at ``loc`` inside ``model``."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        field = current.model_fields.get(str(part)) or next(
-            (f for f in current.model_fields.values() if f.alias == part), None
-        )
-        if field is None:
-            return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        for arg in list(candidates):
-            candidates += list(getattr(arg, "__args__", ()))
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    if current is None:
-        return []
-    return [f.alias or name for name, f in current.model_fields.items()]
-
-
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items by index) to the raw mapping."""
-    for item in overrides:
-        path, sep, value_text = item.partition("=")
-        if not sep or not path:
-            raise RecipeError(f"--set {item!r}: expected key.path=value, for example --set split.test_fraction=0.2")
-        try:
-            value = yaml.safe_load(value_text) if value_text else ""
-        except yaml.YAMLError:
-            value = value_text
-        if isinstance(value, str) and _FLOAT.fullmatch(value):  # YAML 1.1 reads 2e-3 (no dot) as a string
-            value = float(value)
-        parts = path.split(".")
-        node: Any = raw
-        for depth, part in enumerate(parts[:-1]):
-            where = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise RecipeError(f"--set {item!r}: {where} is not an index of a {len(node)}-item list")
-                node = node[int(part)]
-            else:
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-                if not isinstance(node, (dict, list)):
-                    raise RecipeError(f"--set {item!r}: {where} is a value, not a section")
-        last = parts[-1]
-        if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
-                raise RecipeError(f"--set {item!r}: {path} is not an index of a {len(node)}-item list")
-            node[int(last)] = value
-        else:
-            node[last] = value
-    return raw
 
 
 def _resolve_parts(raw: dict[str, Any]) -> tuple[list[str], list, list]:
@@ -263,7 +175,7 @@ def _resolve_parts(raw: dict[str, Any]) -> tuple[list[str], list, list]:
         try:
             stages.append((stage, stage.config.model_validate(step.get("with") or {})))
         except ValidationError as err:
-            problems += _format_errors(err, f"stages.{i}.with", stage.config)
+            problems += format_errors(err, f"stages.{i}.with", stage.config)
     for i, entry in enumerate(raw.get("generate") or []):
         kind = entry.get("kind") if isinstance(entry, dict) else None
         if not kind:
@@ -277,7 +189,7 @@ def _resolve_parts(raw: dict[str, Any]) -> tuple[list[str], list, list]:
         try:
             generators.append((generator, generator.config.model_validate(entry)))
         except ValidationError as err:
-            problems += _format_errors(err, f"generate.{i}", generator.config)
+            problems += format_errors(err, f"generate.{i}", generator.config)
         if kind == "persona" and not raw.get("persona"):
             problems.append(
                 f"generate.{i}: kind persona needs a persona section; add persona: {{name: ..., system: ...}}"
@@ -292,23 +204,11 @@ def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as err:
-        problems = _format_errors(err, "", Recipe) + problems
+        problems = format_errors(err, "", Recipe) + problems
     if problems:
-        raise RecipeError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+        raise problems_error(source, problems)
     recipe._stages, recipe._generators = stages, generators
     return recipe
-
-
-def read_yaml(path: Path, missing: str) -> Any:
-    """A YAML file's content; RecipeError with ``missing`` when absent, with line and column when malformed."""
-    if not path.is_file():
-        raise RecipeError(missing)
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise RecipeError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -1,6 +1,6 @@
 """Column names and shapes of the two row types (document rows, example rows) and of reject envelopes.
 
-ARCHITECTURE.md "Row contracts" is the reference; this module is the one place the code spells them out.
+docs/architecture.md ("Row contracts") describes them; this module is the one place the code spells them out.
 ``meta``, ``signals`` and ``labels`` are JSON strings so every executor and file format carries them unchanged.
 """
 

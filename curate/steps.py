@@ -1,4 +1,5 @@
-"""The steps of a curation run and their checkpoints: read, one per stage, generate.
+"""The steps of a curation run and their checkpoints: read, one per stage, generate; and the one stage contract
+runner (``apply_stage``) that real runs, previews and tests all go through, whatever the executor.
 
 Each step writes ``<run>/work/steps/NN-<step>/<key>/`` (rows as a saved dataset, ``rejects.jsonl``,
 ``stat.json``, or ``examples.jsonl``) into a ``.tmp-*`` folder renamed when complete. Rows move in batches of
@@ -7,13 +8,15 @@ Each step writes ``<run>/work/steps/NN-<step>/<key>/`` (rows as a saved dataset,
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ class PlannedStep:
     label: str
     key: str
     path: Path
+    reused: bool = False  # a finished checkpoint of another run directory (the dry run's), read and never written
 
     @property
     def done(self) -> bool:
@@ -65,15 +69,28 @@ def reason_slug(reason: str) -> str:
 
 
 class Checkpoints:
-    """Checkpoint folders of one run."""
+    """Checkpoint folders of one run (``RunLayout.steps``). With ``reuse``, another run's steps folder whose
+    finished checkpoints count as done: they are read from there, and nothing is written there."""
 
-    def __init__(self, run_dir: Path):
-        self.root = run_dir / "work" / "steps"
+    def __init__(self, root: Path, reuse: Path | None = None):
+        self.root, self.reuse = root, reuse
 
     def plan(self, index: int, name: str, key: str) -> PlannedStep:
-        return PlannedStep(f"{index:02d}-{name}", key, self.root / f"{index:02d}-{name}" / key[:20])
+        relative = Path(f"{index:02d}-{name}") / key[:20]
+        if self.reuse is not None and not (self.root / relative).is_dir() and (self.reuse / relative).is_dir():
+            return PlannedStep(f"{index:02d}-{name}", key, self.reuse / relative, reused=True)
+        return PlannedStep(f"{index:02d}-{name}", key, self.root / relative)
+
+    def own(self, step: PlannedStep) -> None:
+        """Copy a reused checkpoint into this run before it is changed (a scrubbing stage rewrites it)."""
+        if step.reused:
+            target = self.root / step.path.relative_to(self.reuse)
+            shutil.copytree(step.path, target)
+            step.path, step.reused = target, False
 
     def begin(self, step: PlannedStep) -> Path:
+        if step.reused:  # a step that must run again writes into this run
+            step.path, step.reused = self.root / step.path.relative_to(self.reuse), False
         step.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in step.path.parent.glob(".tmp-*"):  # left by a killed run
             shutil.rmtree(stale, ignore_errors=True)
@@ -171,10 +188,78 @@ def read_step(recipe, files, step: PlannedStep, steps: Checkpoints, reporter: Re
     return stat
 
 
-def stage_step(
-    recipe, stage, config, upstream: Path, step: PlannedStep, steps: Checkpoints, reporter: Reporter
-) -> StepStat:
+@dataclass
+class StageContext:
+    """What global and LLM stages receive: the executor, the run's LLM runtime, and (in a decide phase) a way to
+    read the text of chosen rows again."""
+
+    executor: Any
+    llm: Any = None
+    fetch_text: Callable[[list[int]], list[str]] | None = None
+
+
+def _call_stage(fn: Callable, config: Any, batch: dict[str, list]) -> dict[str, list]:
+    return fn(dict(batch), config)
+
+
+def _call_llm_stage(fn: Callable, config: Any, context: StageContext, batch: dict[str, list]) -> dict[str, list]:
+    return fn(dict(batch), config, context)
+
+
+def apply_stage(
+    dataset,
+    stage,
+    config,
+    context: StageContext,
+    *,
+    batch_size: int,
+    scratch_dir: Path | None = None,
+    fingerprint: str = "",
+    on_batch: Callable[[int], None] | None = None,
+):
+    """The stage contract, the same on every executor: ``dataset``'s rows through the stage, as a pyarrow Table
+    of rows with ``_reject_reason`` and ``_reject_detail`` filled ("" for kept rows), in input order.
+
+    A plain stage's batch function maps rows to rows. A global stage's batch phase adds scratch columns beside
+    the unchanged rows, and its decide phase then sees them for all rows at once and decides each row. LLM stages
+    run in the driver (the run's one client) and get the context."""
     import pyarrow as pa
+
+    if stage.uses_llm:
+        executor, fn = context.executor.in_driver(), functools.partial(_call_llm_stage, stage.batch, config, context)
+    else:
+        executor, fn = context.executor, functools.partial(_call_stage, stage.batch, config)
+    if not len(dataset):
+        table = dataset.data.table
+    else:
+        mapped = executor.map_batches(
+            dataset, fn, batch_size=batch_size, scratch_dir=scratch_dir, fingerprint=fingerprint, on_batch=on_batch
+        )
+        if stage.decide is None:
+            table = mapped
+        else:  # the batch phase added scratch columns beside the unchanged rows
+            table = dataset.data.table
+            for name in mapped.column_names:
+                table = table.append_column(name, mapped.column(name))
+    if stage.decide is not None:
+        columns = {
+            c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
+        }
+        decide_context = dataclasses.replace(context, fetch_text=_text_fetcher(table.column("text")))
+        decisions = stage.decide(columns, config, decide_context) if table.num_rows else []
+        table = table.drop_columns([c for c in (REJECT_REASON, REJECT_DETAIL) if c in table.column_names])
+        table = table.append_column(REJECT_REASON, pa.array([d[0] if d else "" for d in decisions], pa.string()))
+        table = table.append_column(REJECT_DETAIL, pa.array([d[1] if d else "" for d in decisions], pa.string()))
+    if REJECT_REASON not in table.column_names:
+        table = table.append_column(REJECT_REASON, pa.array([""] * table.num_rows, pa.string()))
+        table = table.append_column(REJECT_DETAIL, pa.array([""] * table.num_rows, pa.string()))
+    return table
+
+
+def stage_step(
+    recipe, stage, config, context: StageContext, upstream: Path, step: PlannedStep, steps: Checkpoints, reporter
+) -> StepStat:
+    """One stage over the upstream checkpoint's rows: kept rows and reject envelopes into this step's checkpoint."""
     import pyarrow.compute as pc
     from datasets import load_from_disk
 
@@ -182,36 +267,17 @@ def stage_step(
     dataset = load_from_disk(str(upstream / "rows"))
     tmp = steps.begin(step)
     rows_in = len(dataset)
-    if rows_in and stage.decide is not None:  # the batch phase adds scratch columns beside the unchanged rows
-        table = dataset.data.table
-        added = _run_executor(recipe, dataset, stage, config, tmp / "_scratch", step.key, reporter)
-        for name in added.column_names:
-            table = table.append_column(name, added.column(name))
-    elif rows_in:
-        table = _run_executor(recipe, dataset, stage, config, tmp / "_scratch", step.key, reporter)
-    else:
-        table = dataset.data.table.append_column(REJECT_REASON, pa.array([], pa.string()))
-        table = table.append_column(REJECT_DETAIL, pa.array([], pa.string()))
+    table = apply_stage(
+        dataset,
+        stage,
+        config,
+        context,
+        batch_size=recipe.batch_size,
+        scratch_dir=tmp / "_scratch",
+        fingerprint=step.key[:32],
+        on_batch=reporter.advance,
+    )
     del dataset  # a changed stage reads only its output from here on (the input is unmapped)
-    if stage.decide is not None:
-        columns = {
-            c: table.column(c) for c in table.column_names if c in ("id", "ordinal") or c.startswith(SCRATCH_PREFIX)
-        }
-        from curate.executors import ACTIVE
-
-        ACTIVE["executor"] = recipe.executor
-        try:
-            decisions = stage.decide(columns, config, _text_fetcher(table.column("text"))) if table.num_rows else []
-        finally:
-            ACTIVE["executor"] = "local"
-        for name in (REJECT_REASON, REJECT_DETAIL):
-            if name in table.column_names:
-                table = table.drop_columns([name])
-        table = table.append_column(REJECT_REASON, pa.array([d[0] if d else "" for d in decisions], pa.string()))
-        table = table.append_column(REJECT_DETAIL, pa.array([d[1] if d else "" for d in decisions], pa.string()))
-    if REJECT_REASON not in table.column_names:
-        table = table.append_column(REJECT_REASON, pa.array([""] * table.num_rows, pa.string()))
-        table = table.append_column(REJECT_DETAIL, pa.array([""] * table.num_rows, pa.string()))
     counters = {
         c[len("_count_") :]: int(pc.sum(table.column(c)).as_py() or 0)
         for c in table.column_names
@@ -263,30 +329,8 @@ def _text_fetcher(texts):
     return fetch
 
 
-def _run_executor(recipe, dataset, stage, config, scratch: Path, key: str, reporter: Reporter):
-    from curate.executors import run_batch_function
-
-    if recipe.executor == "ray" and not stage.uses_llm:  # LLM stages stay in the driver with the run's client
-        from curate.executors.ray_executor import run_batch_function_ray
-
-        return run_batch_function_ray(
-            dataset, stage.batch, config, batch_size=recipe.batch_size, on_batch=reporter.advance
-        )
-
-    return run_batch_function(
-        dataset,
-        stage.batch,
-        config,
-        batch_size=recipe.batch_size,
-        num_proc=1 if stage.uses_llm else recipe.num_proc,
-        scratch_dir=scratch,
-        fingerprint=key[:32],
-        on_batch=reporter.advance,
-    )
-
-
 def generate_step(
-    recipe, templates, upstream: Path, step: PlannedStep, steps: Checkpoints, reporter: Reporter
+    recipe, templates, upstream: Path, step: PlannedStep, steps: Checkpoints, reporter: Reporter, llm=None
 ) -> StepStat:
     from datasets import load_from_disk
 
@@ -295,11 +339,7 @@ def generate_step(
 
     start = time.perf_counter()
     documents = load_from_disk(str(upstream / "rows")).data.table.to_pylist()
-    ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer())
-    if any(config.uses_llm() for _, config in recipe.resolved_generators):
-        from curate.llm.runtime import runtime
-
-        ctx.llm = runtime()
+    ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer(), llm=llm)
     examples: list[dict[str, Any]] = []
     for generator, config in recipe.resolved_generators:
         examples += generator.run(ctx, config)
@@ -320,13 +360,15 @@ def generate_step(
     return stat
 
 
-def scrub_earlier_steps(earlier: list[PlannedStep], stage_info) -> None:
+def scrub_earlier_steps(earlier: list[PlannedStep], stage_info, steps: Checkpoints) -> None:
     """After a scrubbing stage: rewrite earlier rejects through it and delete earlier rows (the originals)."""
     stage, config = stage_info
     for step in earlier:
         marker = step.path / "scrubbed_by"
         if marker.is_file() and marker.read_text() == stage.ref:
             continue
+        steps.own(step)
+        marker = step.path / "scrubbed_by"
         rejects = read_jsonl(step.path / "rejects.jsonl")
         for r in rejects:
             r["detail"] = stage.scrubs(r["detail"], config)

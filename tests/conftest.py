@@ -79,12 +79,11 @@ def llm_settings(server, **overrides):
 @pytest.fixture
 def llm_runtime(fake_openai, tmp_path):
     """An open LLM runtime on the fake server (closed afterwards)."""
-    from curate.llm.runtime import close_runtime, open_runtime
+    from curate.llm.runtime import open_runtime
     from curate.templating import load_templates
 
-    runtime = open_runtime(llm_settings(fake_openai), tmp_path, 0, load_templates())
-    yield runtime
-    close_runtime()
+    with open_runtime(llm_settings(fake_openai), tmp_path / "llm_cache.sqlite", 0, load_templates()) as runtime:
+        yield runtime
 
 
 def label_answer(body) -> str:

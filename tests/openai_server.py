@@ -45,7 +45,11 @@ class FakeOpenAI:
 
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                data = self.rfile.read(length)
+                if len(data) < length:  # the client was killed mid-request: no request arrived
+                    self.close_connection = True
+                    return
+                body = json.loads(data or b"{}")
                 entry = {"start": time.monotonic(), "body": body, "headers": dict(self.headers), "path": self.path}
                 with server._lock:
                     server.log.append(entry)

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from curate.errors import RecipeError
-from curate.generate.near_dup import prompt_of
+from curate.near_dup import prompt_of
 from curate.recipe import validate_recipe
-from curate.stages.minhash import shingles
+from curate.stages.dedupe.minhash import shingles
 from tests.conftest import REPO, write
 
 BEHAVIOUR_KINDS = ("extract_json", "refusal", "benign_near_miss", "abstain")
@@ -191,7 +191,7 @@ def test_policy_errors_name_the_file_and_key(tmp_path):
 
 
 def test_fill_slots_holds_out_families_and_values():
-    from curate.generate.policy import fill_slots
+    from curate.generate.policy.slots import fill_slots
 
     templates = [f"Template {i} asks about {{thing}} at {{place}}" for i in range(6)]
     slots = {"thing": [f"thing{i}" for i in range(8)], "place": ["the store"]}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from curate.llm.client import BudgetExceeded, InvalidJSON, LLMError
+from curate.errors import BudgetExceeded, InvalidJSON, LLMError
 from curate.llm.runtime import LLMRuntime
 from tests.conftest import FAKE_KEY, llm_settings, write
 

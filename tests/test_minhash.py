@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from curate.executors.memory import run_stage_in_memory
 from curate.rows import REJECT_DETAIL, REJECT_REASON, new_document
 from curate.stages import get_stage
-from curate.stages.minhash import batch_shingle_hashes, jaccard, shingle_hash, shingle_hashes, shingles, signatures
+from curate.stages.dedupe.minhash import (
+    batch_shingle_hashes,
+    jaccard,
+    shingle_hash,
+    shingle_hashes,
+    shingles,
+    signatures,
+)
 from tests.conftest import REPO
 
 VOCAB = [f"w{i}" for i in range(5000)]

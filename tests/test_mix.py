@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 
 from curate.errors import RecipeError
-from curate.generate.mix import mix_examples, split_examples
+from curate.mix import mix_examples
 from curate.recipe import MixSection, SplitSection
+from curate.split import split_examples
 from tests.conftest import write
 
 
@@ -140,7 +141,7 @@ def test_near_duplicate_prompts_within_a_kind_are_rejected():
 
 
 def test_responses_naming_a_blocked_term_are_rejected():
-    from curate.content import Blocklist
+    from curate.blocklist import Blocklist
 
     good, bad = ex(1), ex(2)
     good["messages"] = [{"role": "user", "content": "tents?"}, {"role": "assistant", "content": "Orionid showers"}]

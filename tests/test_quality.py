@@ -9,7 +9,7 @@ import pytest
 from curate.executors.memory import run_stage_in_memory
 from curate.rows import REJECT_REASON, new_document
 from curate.stages import get_stage
-from curate.stages.quality import WEB, QualityConfig
+from curate.stages.filter.quality import WEB, QualityConfig
 
 PROSE = (
     "The tent is easy to pitch and it keeps the rain out. We tested it with a group of hikers over three weekends. "

@@ -19,7 +19,7 @@ FILES = ("train.jsonl", "test.jsonl", "rejects/rejects.jsonl", "documents/docume
 def ray_local():
     ray = require("ray")
     os.environ["GRISTMILL_RAY_CPUS"] = "2"
-    from curate.executors.ray_executor import ensure_ray
+    from curate.executors.ray import ensure_ray
 
     ensure_ray()
     yield ray
@@ -90,7 +90,7 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    from curate.executors.ray_executor import ensure_ray
+    from curate.executors.ray import ensure_ray
 
     with pytest.raises(StageError, match=r"pip install 'gristmill\[ray\]'"):
         ensure_ray()
@@ -99,12 +99,12 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
 def test_candidate_pairs_grouped_in_ray_equal_the_local_ones(ray_local):
     import numpy as np
 
-    from curate.executors.ray_executor import candidate_pairs_ray
-    from curate.stages.minhash import candidate_pairs
+    from curate.executors.ray import RayExecutor
+    from curate.stages.dedupe.minhash import candidate_pairs
 
     rng = np.random.default_rng(3)
     sigs = rng.integers(0, 3, size=(3000, 128), dtype=np.uint32)  # few values: many colliding band keys
     sigs[1500:1600] = sigs[0]  # a big bucket (more than 64 members) takes the neighbour path
     local = candidate_pairs(sigs, 16, 8)
     assert len(local) > 1000
-    assert np.array_equal(candidate_pairs_ray(sigs, 16, 8), local)
+    assert np.array_equal(RayExecutor().candidate_pairs(sigs, 16, 8), local)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from curate.config import apply_overrides
 from curate.errors import RecipeError
-from curate.recipe import apply_overrides, load_recipe, validate_recipe
+from curate.recipe import load_recipe, validate_recipe
 from tests.conftest import REPO, write
 
 BASE = {"name": "t", "input": {"paths": ["docs"]}}

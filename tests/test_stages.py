@@ -176,17 +176,20 @@ EXAMPLE_CONFIGS = {"select.threshold": {"rules": [{"field": "signals.quality.wor
 @pytest.mark.parametrize("stage", all_stages(), ids=lambda s: s.ref)
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
 def test_every_stage_output_is_independent_of_batch_size(stage, batch_size, request):
+    llm = None
     if stage.uses_llm:  # an LLM stage answers from the loopback server; its answers depend only on the row
         from tests.conftest import label_answer
 
-        request.getfixturevalue("llm_runtime")
+        llm = request.getfixturevalue("llm_runtime")
         request.getfixturevalue("fake_openai").responder = label_answer
     rows = docs(*CORPUS)
     if stage.name == "select.threshold":  # give it signals to select on
         quality = get_stage("filter.quality")
         rows, _ = run_stage_in_memory(quality, quality.config(profile="company_docs"), rows)
     config = stage.config(**EXAMPLE_CONFIGS.get(stage.name, {}))
-    assert run_stage_in_memory(stage, config, rows, batch_size) == run_stage_in_memory(stage, config, rows, 1000)
+    assert run_stage_in_memory(stage, config, rows, batch_size, llm) == run_stage_in_memory(
+        stage, config, rows, 1000, llm
+    )
 
 
 @pytest.fixture(scope="module")

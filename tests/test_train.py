@@ -279,3 +279,73 @@ def test_two_process_gloo_run_on_cpu(sample_run, tmp_path):
     summary = json.loads((tmp_path / "training_summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 2
     assert out.stdout.count("trained 2 steps") == 1  # one process reports
+
+
+def test_sft_values_of_the_wrong_type_fail_before_any_model_loads(sample_run, monkeypatch):
+    require("trl")
+    import transformers
+
+    from train.sft import train_model
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the train section was checked")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_loading)
+    result, _ = sample_run
+    with pytest.raises(RecipeError, match=r"train\.sft\.learning_rate: .*valid number.*got 'fast'"):
+        train_model(result.dataset_dir, ["sft.learning_rate=fast"])
+    with pytest.raises(RecipeError, match=r"train\.sft\.num_train_epochs: .*got \[1, 2\]"):
+        train_model(result.dataset_dir, ["sft.num_train_epochs=[1, 2]"])
+
+
+def _copy_run(sample_run, tmp_path, train_output_dir=None):
+    """A run directory holding a copy of the sample dataset (train.output_dir set in its resolved recipe)."""
+    import shutil
+
+    import yaml
+
+    result, _ = sample_run
+    run = tmp_path / "run"
+    shutil.copytree(result.dataset_dir, run / "dataset")
+    if train_output_dir is not None:
+        path = run / "dataset" / "recipe.resolved.yaml"
+        resolved = yaml.safe_load(path.read_text())
+        resolved["train"]["output_dir"] = str(train_output_dir)
+        path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    return run
+
+
+def test_a_run_with_train_output_dir_evaluates_chats_and_reports_training(sample_run, tmp_path, monkeypatch):
+    require("trl")
+    from click.testing import CliRunner
+
+    from curate.cli import main
+    from curate.report.html import build_report
+    from train.sft import train_model
+
+    monkeypatch.setenv("COLUMNS", "200")
+    elsewhere = tmp_path / "models" / "acme"
+    run = _copy_run(sample_run, tmp_path, elsewhere)
+    train_model(run, ["sft.max_steps=2", "eval_split=null"])
+    assert (elsewhere / "final").is_dir() and not (run / "model").exists()
+    runner = CliRunner()
+    out = runner.invoke(main, ["eval", str(run), "--max-new-tokens", "1", "--baseline", "none"])
+    assert out.exit_code == 0, out.output
+    assert (run / "eval" / "eval.json").is_file()
+    out = runner.invoke(main, ["chat", str(run), "--prompt", "Who are you?", "--max-new-tokens", "2"])
+    assert out.exit_code == 0, out.output
+    report = build_report(run)
+    assert "No training summary" not in report and "<td>steps</td><td>2</td>" in report
+
+
+def test_a_fresh_full_fine_tune_after_lora_removes_the_merged_model(sample_run, tmp_path):
+    require("peft")
+    from curate.layout import RunLayout
+    from train.sft import train_model
+
+    run = _copy_run(sample_run, tmp_path)
+    train_model(run, ["sft.max_steps=1", "eval_split=null", "lora.r=4"])
+    layout = RunLayout.of(run)
+    assert layout.trained_model() == layout.final_merged
+    train_model(run, ["sft.max_steps=1", "eval_split=null"])
+    assert not layout.final_merged.exists() and layout.trained_model() == layout.final

@@ -11,19 +11,23 @@ import json
 from pathlib import Path
 
 from curate.errors import OutputError
+from curate.layout import RunLayout
 
 
 def resolve_model(path: Path) -> tuple[Path, str | None]:
     """(model folder, the run's persona system prompt or None)."""
     path = Path(path)
     if (path / "config.json").is_file():
-        run = path.parent.parent if path.parent.name == "model" else None
+        layout = RunLayout.create(path.parent.parent, path.parent) if path.parent.name == "model" else None
     else:
-        run = path
-        path = next((p for p in (run / "model" / "final-merged", run / "model" / "final") if p.is_dir()), None)
+        layout = RunLayout.of(path)
+        path = layout.trained_model()
         if path is None:
-            raise OutputError(f"{run} is neither a model folder (config.json) nor a run with model/final; train first")
-    behaviours = run / "dataset" / "behaviours.json" if run else None
+            raise OutputError(
+                f"{layout.root} is neither a model folder (config.json) nor a run with a trained model "
+                f"({layout.final}); train first"
+            )
+    behaviours = layout.dataset / "behaviours.json" if layout else None
     system = None
     if behaviours is not None and behaviours.is_file():
         system = (json.loads(behaviours.read_text(encoding="utf-8")).get("persona") or {}).get("system")

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from curate.config import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoraSection(_Strict):
+class LoraSection(Strict):
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA scaling alpha.")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA layers.")
     target_modules: list[str] | str = Field("all-linear", description="Modules to adapt, or 'all-linear'.")
 
 
-class TrainSection(_Strict):
+class TrainSection(Strict):
     model: str = Field("tiny", description="A hub id, a local model directory, or 'tiny' for the offline tiny model.")
     lora: LoraSection | None = Field(None, description="LoRA adapter settings; null for a full fine-tune.")
     sft: dict[str, Any] = Field(
@@ -32,7 +30,7 @@ class TrainSection(_Strict):
     )
 
 
-class EvalSection(_Strict):
+class EvalSection(Strict):
     max_new_tokens: int = Field(128, ge=1, description="Upper bound on generated tokens per prompt.")
     batch_size: int = Field(16, ge=1, description="Prompts generated together.")
     targets: dict[str, float] = Field(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError, OutputError, TrainError
+from curate.layout import RunLayout
 from curate.output import check_dataset_dir, read_jsonl
 from train.behaviour import DEFAULT_TARGETS, HIGHER_IS_BETTER, METRICS, Classifier, score
 
@@ -210,27 +211,27 @@ def resolve_paths(path: Path | None, model: Path | None, dataset: Path | None) -
     """(model dir, dataset dir, eval dir) from a run directory, or from --model and --dataset."""
     if path is not None:
         dataset_dir = check_dataset_dir(dataset or path)
-        run = dataset_dir.parent
-        trained = model or next(
-            (p for p in (run / "model" / "final-merged", run / "model" / "final") if p.is_dir()), None
-        )
+        layout = RunLayout.of(dataset_dir)
+        trained = model or layout.trained_model()
         if trained is None:
-            raise OutputError(f"{run} has no trained model (model/final); run `gristmill train {run}` first")
-        return Path(trained), dataset_dir, run / "eval"
+            raise OutputError(
+                f"{layout.root} has no trained model ({layout.final}); run `gristmill train {layout.root}` first"
+            )
+        return Path(trained), dataset_dir, layout.eval
     if model is None or dataset is None:
         raise InputError("give a run directory, or both --model DIR and --dataset DIR")
     dataset_dir = check_dataset_dir(dataset)
-    return Path(model), dataset_dir, dataset_dir.parent / "eval"
+    return Path(model), dataset_dir, RunLayout.of(dataset_dir).eval
 
 
 def default_baseline(model_dir: Path) -> Path | str | None:
-    """The untrained starting model: the run's base-tiny, or the model training started from."""
-    summary_path = model_dir.parent / "training_summary.json"
-    base_tiny = model_dir.parent / "base-tiny"
-    if base_tiny.is_dir():
-        return base_tiny
-    if summary_path.is_file():
-        return json.loads(summary_path.read_text()).get("model")
+    """The untrained starting model of a trained model folder: the run's base-tiny, or the model training started
+    from (as training_summary.json names it)."""
+    layout = RunLayout.create(model_dir.parent.parent, model_dir.parent)
+    if layout.base_tiny.is_dir():
+        return layout.base_tiny
+    if layout.training_summary.is_file():
+        return json.loads(layout.training_summary.read_text()).get("model")
     return None
 
 

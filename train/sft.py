@@ -1,9 +1,10 @@
-"""``gristmill train``: a straight line onto TRL's SFTTrainer.
+"""``gristmill train``: a straight line onto TRL's SFTTrainer, as TRL's own ``scripts/sft.py``.
 
-train section (resolved recipe, then ``--set``) -> model and tokenizer through ``from_pretrained`` (``tiny`` is
-built offline first) -> a chat template with generation markers -> preflight -> SFTConfig with device-aware
-defaults under the recipe's ``sft`` -> SFTTrainer -> train (resuming from the last checkpoint on ``--resume``)
--> the model (and a merged model with LoRA), tokenizer, chat template and training_summary.json.
+prepare: the train section (resolved recipe, then ``--set``), checked against ``SFTConfig`` for names and types
+before anything loads -> model and tokenizer through ``from_pretrained`` (``tiny`` is built offline first) -> a
+chat template with generation markers -> preflight -> SFTConfig with device-aware defaults under the recipe's
+``sft``. fit: SFTTrainer, train (resuming from the last complete checkpoint on ``--resume``), save the model
+(and a merged model with LoRA), tokenizer and chat template. summarize: training_summary.json.
 
 Defaults on CPU: ``use_cpu``, no bf16, no activation checkpointing, packing off (on CPU it means padding-free
 batches whose cost grows with batch x length squared) and one torch thread (on a 2-core machine with other
@@ -27,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from curate.errors import RecipeError, TrainError
-from curate.output import check_dataset_dir
-from curate.recipe import _format_errors, apply_overrides
+from curate.config import apply_overrides, problems_error, validate_section
+from curate.errors import TrainError
+from curate.layout import RunLayout
+from curate.output import check_dataset_dir, dataset_key
 from train.config import TrainSection
 from train.tiny import TINY_NAMES, TINY_SFT, build_tiny
 
@@ -48,11 +49,33 @@ def load_train_section(dataset_dir: Path, overrides: list[str]) -> tuple[TrainSe
     resolved = yaml.safe_load((dataset_dir / "recipe.resolved.yaml").read_text(encoding="utf-8")) or {}
     raw = {"train": dict(resolved.get("train") or {})}
     apply_overrides(raw, [o if o.startswith("train.") else f"train.{o}" for o in overrides])
-    try:
-        return TrainSection.model_validate(raw["train"]), resolved
-    except ValidationError as err:
-        problems = _format_errors(err, "train", TrainSection)
-        raise RecipeError("train section: " + "; ".join(problems)) from None
+    return validate_section(TrainSection, raw["train"], "train section", "train"), resolved
+
+
+def check_sft(sft: dict[str, Any]) -> None:
+    """Every ``train.sft`` key names an SFTConfig argument and its value has that argument's type; otherwise a
+    RecipeError with each key path, the bad value and a fix. Runs before any model loads."""
+    import dataclasses
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+    from trl import SFTConfig
+
+    hints = typing.get_type_hints(SFTConfig)
+    known = sorted(f.name for f in dataclasses.fields(SFTConfig))
+    problems = []
+    for key, value in sft.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see trl.SFTConfig for the names"
+            problems.append(f"train.sft.{key}: not an SFTConfig argument (value {value!r}); {hint}")
+            continue
+        try:
+            TypeAdapter(hints[key]).validate_python(value)
+        except ValidationError as err:
+            problems.append(f"train.sft.{key}: {err.errors()[0]['msg']} (got {value!r}; SFTConfig wants {hints[key]})")
+    if problems:
+        raise problems_error("train.sft", problems)
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
@@ -62,25 +85,18 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def dataset_key(dataset_dir: Path) -> str:
-    h = hashlib.sha256()
-    for name in ("train.jsonl", "test.jsonl"):
-        h.update(hashlib.sha256((dataset_dir / name).read_bytes()).digest())
-    return h.hexdigest()[:20]
-
-
 def training_key(dataset_dir: Path, section: TrainSection) -> str:
     """What a trained model depends on: the dataset's examples and the train section (with overrides)."""
     return hashlib.sha256((dataset_key(dataset_dir) + section.model_dump_json()).encode()).hexdigest()[:20]
 
 
-def _read(path: Path) -> str | None:
-    return path.read_text() if path.is_file() else None
+def model_layout(dataset_dir: Path, section: TrainSection) -> RunLayout:
+    return RunLayout.create(dataset_dir.parent, section.output_dir)
 
 
-def sft_defaults(cuda: bool, tiny: bool, output_dir: Path, seed: int) -> dict[str, Any]:
+def sft_defaults(cuda: bool, tiny: bool, layout: RunLayout, seed: int) -> dict[str, Any]:
     defaults: dict[str, Any] = {
-        "output_dir": str(output_dir / "checkpoints"),
+        "output_dir": str(layout.checkpoints),
         "assistant_only_loss": True,
         "max_length": 1024,
         "packing": False,
@@ -103,17 +119,6 @@ def sft_defaults(cuda: bool, tiny: bool, output_dir: Path, seed: int) -> dict[st
     return defaults
 
 
-def check_sft_keys(sft: dict[str, Any]) -> None:
-    from trl import SFTConfig
-
-    known = set(SFTConfig.__dataclass_fields__)
-    for key in sft:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "see trl.SFTConfig for the names"
-            raise RecipeError(f"train.sft.{key}: not an SFTConfig argument (value {sft[key]!r}); {hint}")
-
-
 def _progress_callback(on_progress: Callable[[int, int, dict], None] | None, loss_log: Path):
     from transformers import TrainerCallback
 
@@ -133,6 +138,181 @@ def _progress_callback(on_progress: Callable[[int, int, dict], None] | None, los
     return Progress()
 
 
+@dataclass
+class Prepared:
+    """Everything training needs, checked: the run's paths, the section, the model and data, SFTConfig's args."""
+
+    layout: RunLayout
+    section: TrainSection
+    key: str
+    model: Any
+    tokenizer: Any
+    template: Any  # chat_template.TemplateChoice
+    data: Any  # datasets.DatasetDict
+    args: dict[str, Any]
+    preflight: Any
+    cuda: bool
+
+
+def prepare(path: Path, overrides: list[str], *, fresh: bool) -> Prepared:
+    """The section checked, the model and tokenizer loaded with a training chat template, the data, the SFTConfig
+    arguments and the preflight report. ``fresh``: nothing of an earlier training is kept."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    dataset_dir = check_dataset_dir(path)
+    section, resolved = load_train_section(dataset_dir, overrides)
+    check_sft(section.sft)
+    layout = model_layout(dataset_dir, section)
+    layout.model.mkdir(parents=True, exist_ok=True)
+    seed = section.seed if section.seed is not None else int(resolved.get("seed", 13))
+
+    import datasets
+    import torch
+    import transformers
+    from datasets import load_from_disk
+
+    # Progress is the caller's (rich) job: no tqdm bars from datasets or transformers, no printed log dicts.
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        torch.set_num_threads(section.threads or 1)
+    tiny = section.model in TINY_NAMES
+    if fresh:
+        for stale in (layout.checkpoints, layout.final, layout.final_merged):
+            shutil.rmtree(stale, ignore_errors=True)
+        layout.training_summary.unlink(missing_ok=True)
+        base_key = layout.base_tiny / "dataset_key"
+        if tiny and (not base_key.is_file() or base_key.read_text() != dataset_key(dataset_dir)):
+            shutil.rmtree(layout.base_tiny, ignore_errors=True)  # its tokenizer was trained on other text
+    # Under accelerate launch or torchrun every process builds the same seeded tiny model; the first to finish
+    # renames its folder into place and the others use it.
+    model_path = str(build_tiny(dataset_dir, layout.base_tiny, seed=seed)) if tiny else section.model
+    model, tokenizer, choice = _load(model_path, section.model)
+    data = load_from_disk(str(dataset_dir / "data"))
+    args = {**sft_defaults(cuda, tiny, layout, seed), **section.sft}
+    report = _preflight(model, tokenizer, choice, data, args, section)
+    key = training_key(dataset_dir, section)
+    return Prepared(layout, section, key, model, tokenizer, choice, data, args, report, cuda)
+
+
+def _load(model_path: str, name: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.chat_template import ensure_training_template
+
+    try:  # from_pretrained honours HF_HUB_OFFLINE: with it set, only local folders and the cache are used
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+    except (OSError, ValueError) as err:  # missing files; a name that is no valid hub id
+        raise TrainError(
+            f"cannot load model {name!r} ({err}); give a local model folder, a hub id that is in the local "
+            "cache, or model: tiny"
+        ) from None
+    return model, tokenizer, ensure_training_template(tokenizer, model)
+
+
+def _preflight(model, tokenizer, choice, data, args: dict[str, Any], section: TrainSection):
+    from train.preflight import memory_estimate, run_preflight
+
+    report = run_preflight(
+        tokenizer,
+        data["train"].select_columns(["messages"]),
+        max_length=int(args["max_length"]),
+        kind_column=data["train"]["kind"],
+        template=choice.message,
+    )
+    n_params = sum(p.numel() for p in model.parameters())
+    report.memory_gib = memory_estimate(
+        n_params,
+        n_params if section.lora is None else n_params // 100,
+        int(args["per_device_train_batch_size"]),
+        min(int(args["max_length"]), max(report.lengths)),
+        int(getattr(model.config, "hidden_size", 0) or 0),
+        int(getattr(model.config, "num_hidden_layers", 0) or 0),
+        2 if args.get("bf16") else 4,
+    )
+    return report
+
+
+def fit(p: Prepared, *, resume: bool, on_progress: Callable[[int, int, dict], None] | None = None):
+    """(trainer, TrainOutput, wall seconds): SFTTrainer on the prepared model and data, then the model saved to
+    ``final/`` (and ``final-merged/`` with LoRA)."""
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    eval_set = None
+    if p.section.eval_split and p.section.eval_split in p.data and len(p.data[p.section.eval_split]):
+        eval_set = p.data[p.section.eval_split].select_columns(["messages"])
+        p.args.setdefault("eval_strategy", "epoch")
+    peft_config = None
+    if p.section.lora is not None:
+        from peft import LoraConfig
+
+        lora = p.section.lora
+        peft_config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+    if not resume:
+        p.layout.loss_log.unlink(missing_ok=True)
+    p.layout.train_key.write_text(p.key)
+    trainer = SFTTrainer(
+        model=p.model,
+        args=SFTConfig(**p.args),
+        train_dataset=p.data["train"].select_columns(["messages"]),
+        eval_dataset=eval_set,
+        processing_class=p.tokenizer,
+        peft_config=peft_config,
+        callbacks=[_progress_callback(on_progress, p.layout.loss_log)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    checkpoints = complete_checkpoints(p.layout.checkpoints)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    wall = time.perf_counter() - start
+    trainer.save_model(str(p.layout.final))  # every process takes part (sharded models), the main one writes
+    if trainer.is_world_process_zero():
+        p.tokenizer.save_pretrained(str(p.layout.final))
+        if peft_config is not None:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(str(p.layout.final_merged))
+            p.tokenizer.save_pretrained(str(p.layout.final_merged))
+    return trainer, result, wall, bool(resume and checkpoints)
+
+
+def summarize(p: Prepared, trainer, result, wall: float, resumed: bool) -> dict[str, Any]:
+    """training_summary.json: steps, loss curve, tokens and speed, the preflight, and the settings."""
+    history = trainer.state.log_history
+    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    summary = {
+        "key": p.key,
+        "model": p.section.model,
+        "chat_template": p.template.message,
+        "device": "cuda" if p.cuda else "cpu",
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "train_loss": result.training_loss,
+        "loss_curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
+        "eval_loss": [{"step": h["step"], "loss": h["eval_loss"]} for h in history if "eval_loss" in h],
+        "tokens": tokens,
+        "wall_seconds": round(wall, 2),
+        "tokens_per_second": round(tokens / wall, 1) if wall else None,
+        "trainable_tokens_per_epoch": p.preflight.trainable_tokens,
+        "preflight": [list(row) for row in p.preflight.rows()],
+        "resumed": resumed,
+        "processes": trainer.args.world_size,
+        "lora": p.section.lora.model_dump() if p.section.lora else None,
+        "sft": {k: v for k, v in p.args.items() if k != "output_dir"},
+    }
+    tmp = p.layout.training_summary.with_name(f".{p.layout.training_summary.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, p.layout.training_summary)
+    return summary
+
+
 def train_model(
     path: Path,
     overrides: list[str] | None = None,
@@ -142,138 +322,14 @@ def train_model(
     on_progress: Callable[[int, int, dict], None] | None = None,
     on_preflight: Callable[[Any], None] | None = None,
 ) -> TrainResult:
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    dataset_dir = check_dataset_dir(path)
-    section, resolved = load_train_section(dataset_dir, overrides or [])
-    check_sft_keys(section.sft)
-    output_dir = Path(section.output_dir) if section.output_dir else dataset_dir.parent / "model"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    key = training_key(dataset_dir, section)
-    seed = section.seed if section.seed is not None else int(resolved.get("seed", 13))
-
-    import datasets
-    import torch
-    import transformers
-    from datasets import load_from_disk
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
-    from trl import SFTConfig, SFTTrainer
-
-    # Progress is the caller's (rich) job: no tqdm bars from datasets or transformers, no printed log dicts.
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-
-    from train.chat_template import ensure_training_template
-    from train.preflight import memory_estimate, run_preflight
-
-    cuda = torch.cuda.is_available()
-    if not cuda:
-        torch.set_num_threads(section.threads or 1)
-    tiny = section.model in TINY_NAMES
-    # Under accelerate launch or torchrun every process builds the same seeded tiny model; the first to finish
-    # renames its folder into place and the others use it.
-    if not resume and not preflight_only:  # a fresh start: nothing of an earlier training is reused
-        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-        if tiny and _read(output_dir / "base-tiny" / "dataset_key") != dataset_key(dataset_dir):
-            shutil.rmtree(output_dir / "base-tiny", ignore_errors=True)  # its tokenizer was trained on other text
-    model_path = str(build_tiny(dataset_dir, output_dir / "base-tiny", seed=seed)) if tiny else section.model
-    try:  # from_pretrained honours HF_HUB_OFFLINE: with it set, only local folders and the cache are used
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path)
-    except (OSError, ValueError) as err:  # missing files; a name that is no valid hub id
-        raise TrainError(
-            f"cannot load model {section.model!r} ({err}); give a local model folder, a hub id that is in the local "
-            "cache, or model: tiny"
-        ) from None
-    choice = ensure_training_template(tokenizer, model)
-    data = load_from_disk(str(dataset_dir / "data"))
-    train_set = data["train"].select_columns(["messages"])
-    args_dict = {**sft_defaults(cuda, tiny, output_dir, seed), **section.sft}
-    report = run_preflight(
-        tokenizer,
-        train_set,
-        max_length=int(args_dict["max_length"]),
-        kind_column=data["train"]["kind"],
-        template=choice.message,
-    )
-    n_params = sum(p.numel() for p in model.parameters())
-    report.memory_gib = memory_estimate(
-        n_params,
-        n_params if section.lora is None else n_params // 100,
-        int(args_dict["per_device_train_batch_size"]),
-        min(int(args_dict["max_length"]), max(report.lengths)),
-        int(getattr(model.config, "hidden_size", 0) or 0),
-        int(getattr(model.config, "num_hidden_layers", 0) or 0),
-        2 if args_dict.get("bf16") else 4,
-    )
+    """prepare -> (preflight shown) -> fit -> summarize."""
+    prepared = prepare(path, overrides or [], fresh=not resume and not preflight_only)
     if on_preflight is not None:
-        on_preflight(report)
+        on_preflight(prepared.preflight)
     if preflight_only:
-        return TrainResult(output_dir, None, {}, report)
-
-    eval_set = None
-    if section.eval_split and section.eval_split in data and len(data[section.eval_split]):
-        eval_set = data[section.eval_split].select_columns(["messages"])
-        args_dict.setdefault("eval_strategy", "epoch")
-    peft_config = None
-    if section.lora is not None:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=section.lora.r,
-            lora_alpha=section.lora.alpha,
-            lora_dropout=section.lora.dropout,
-            target_modules=section.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
-    loss_log = output_dir / "loss.jsonl"
-    if not resume:
-        loss_log.unlink(missing_ok=True)
-    (output_dir / "train_key").write_text(key)
-    trainer = SFTTrainer(
-        model=model,
-        args=SFTConfig(**args_dict),
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[_progress_callback(on_progress, loss_log)],
-    )
-    trainer.remove_callback(PrinterCallback)
-    checkpoints = complete_checkpoints(output_dir / "checkpoints")
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
-    wall = time.perf_counter() - start
-
-    final = output_dir / "final"
-    trainer.save_model(str(final))  # every process takes part (sharded models), the main one writes
+        return TrainResult(prepared.layout.model, None, {}, prepared.preflight)
+    trainer, result, wall, resumed = fit(prepared, resume=resume, on_progress=on_progress)
     if not trainer.is_world_process_zero():
-        return TrainResult(output_dir, final, {}, report)
-    tokenizer.save_pretrained(str(final))
-    if peft_config is not None:
-        merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(str(output_dir / "final-merged"))
-        tokenizer.save_pretrained(str(output_dir / "final-merged"))
-    history = trainer.state.log_history
-    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
-    summary = {
-        "key": key,
-        "model": section.model,
-        "chat_template": choice.message,
-        "device": "cuda" if cuda else "cpu",
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "train_loss": result.training_loss,
-        "loss_curve": [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h],
-        "eval_loss": [{"step": h["step"], "loss": h["eval_loss"]} for h in history if "eval_loss" in h],
-        "tokens": tokens,
-        "wall_seconds": round(wall, 2),
-        "tokens_per_second": round(tokens / wall, 1) if wall else None,
-        "trainable_tokens_per_epoch": report.trainable_tokens,
-        "preflight": [list(row) for row in report.rows()],
-        "resumed": bool(resume and checkpoints),
-        "processes": trainer.args.world_size,
-        "lora": section.lora.model_dump() if section.lora else None,
-        "sft": {k: v for k, v in args_dict.items() if k != "output_dir"},
-    }
-    (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return TrainResult(output_dir, final, summary, report)
+        return TrainResult(prepared.layout.model, prepared.layout.final, {}, prepared.preflight)
+    summary = summarize(prepared, trainer, result, wall, resumed)
+    return TrainResult(prepared.layout.model, prepared.layout.final, summary, prepared.preflight)

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from curate.output import dataset_key
 from train.chat_template import CHATML_WITH_GENERATION, IM_END, IM_START
 
 TINY_NAMES = ("tiny",)
@@ -72,8 +73,6 @@ def build_tiny(dataset_dir: Path, out_dir: Path, *, vocab_size: int = 4096, seed
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     model.save_pretrained(str(tmp), is_main_process=True)  # every process writes its own temporary copy
     tokenizer.save_pretrained(str(tmp))
-    from train.sft import dataset_key
-
     (tmp / "dataset_key").write_text(dataset_key(dataset_dir))
     try:
         os.rename(tmp, out_dir)

@@ -1,50 +1,41 @@
 """The local executor: ``datasets.Dataset.map`` over memory-mapped Arrow, ``num_proc`` processes.
 
-Batch functions are pure, so the same function runs here and on any other executor; ``map`` with
-``num_proc`` keeps shard order, so the output order is the input order whatever the process count.
+``map`` with ``num_proc`` keeps shard order, so the output order is the input order whatever the process count.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from curate.executors.base import Batch, Executor
 
 
-def _call(fn: Callable, config: Any, batch: dict[str, list]) -> dict[str, list]:
-    return fn(dict(batch), config)
+def _counted(fn: Callable[[Batch], Batch], on_batch: Callable[[int], None]) -> Callable[[Batch], Batch]:
+    def call(batch: Batch) -> Batch:
+        out = fn(batch)
+        on_batch(len(next(iter(batch.values()), [])))
+        return out
+
+    return call
 
 
-def run_batch_function(
-    dataset,
-    fn: Callable,
-    config: Any,
-    *,
-    batch_size: int,
-    num_proc: int,
-    scratch_dir: Path,
-    fingerprint: str,
-    on_batch: Callable[[int], None] | None = None,
-):
-    """Apply ``fn(batch, config)`` to every batch; returns the resulting pyarrow Table (backed by scratch_dir)."""
-    call = functools.partial(_call, fn, config)
-    if on_batch is not None and num_proc == 1:  # progress only from the driver process
+class LocalExecutor(Executor):
+    name = "local"
 
-        def call(batch, _inner=call):
-            out = _inner(batch)
-            on_batch(len(next(iter(batch.values()), [])))
-            return out
-
-    scratch_dir.mkdir(parents=True, exist_ok=True)
-    mapped = dataset.map(
-        call,
-        batched=True,
-        batch_size=batch_size,
-        num_proc=num_proc if num_proc > 1 and len(dataset) > batch_size else None,
-        remove_columns=dataset.column_names,
-        cache_file_name=str(scratch_dir / "map.arrow"),
-        load_from_cache_file=False,
-        new_fingerprint=fingerprint,
-    )
-    return mapped.data.table
+    def map_batches(self, dataset, fn, *, batch_size, scratch_dir: Path, fingerprint, on_batch=None):
+        parallel = self.num_proc > 1 and len(dataset) > batch_size
+        if on_batch is not None and not parallel:  # progress only from the driver process
+            fn = _counted(fn, on_batch)
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        mapped = dataset.map(
+            fn,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=self.num_proc if parallel else None,
+            remove_columns=dataset.column_names,
+            cache_file_name=str(scratch_dir / "map.arrow"),
+            load_from_cache_file=False,
+            new_fingerprint=fingerprint,
+        )
+        return mapped.data.table

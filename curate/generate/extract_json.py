@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, register_generator
+from curate.generate.llm_gen import failure_reason
 from curate.rows import loads_obj
 from curate.text import markdown_blocks
 
@@ -235,9 +236,7 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
     out = []
     for row, label, shown, name, obj, found in jobs:
         if isinstance(obj, Exception):
-            from curate.generate.llm_gen import _failure_reason
-
-            ctx.reject("extract_json", _failure_reason(obj), f"{label} as {name}: {obj}", id=label)
+            ctx.reject("extract_json", failure_reason(obj), f"{label} as {name}: {obj}", id=label)
             continue
         errors = sorted(validators[name].iter_errors(obj), key=lambda e: list(e.path))
         if errors:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from curate.errors import InvalidJSON
 from curate.templating import Renderer, prompt_messages, prompt_template
 
 JUDGE_SCHEMA = {
@@ -63,7 +64,7 @@ def write_and_judge(
     candidates = []
     for item, answer in zip(items, written, strict=True):
         if isinstance(answer, Exception):
-            ctx.reject(kind, _failure_reason(answer), f"{item['label']}: {answer}", id=item["label"])
+            ctx.reject(kind, failure_reason(answer), f"{item['label']}: {answer}", id=item["label"])
             continue
         candidates += [(item, user, assistant) for user, assistant in to_pairs(item, answer.value)]
     judge_requests = [
@@ -76,7 +77,7 @@ def write_and_judge(
     for (item, user, assistant), verdict in zip(candidates, verdicts, strict=True):
         label = f"{item['label']}: {user[:80]!r}"
         if isinstance(verdict, Exception):
-            ctx.reject(kind, _failure_reason(verdict), f"{label}: judge: {verdict}", id=item["label"])
+            ctx.reject(kind, failure_reason(verdict), f"{label}: judge: {verdict}", id=item["label"])
             continue
         v = verdict.value
         problems = []
@@ -102,9 +103,8 @@ def write_and_judge(
     return out
 
 
-def _failure_reason(err: Exception) -> str:
-    from curate.llm.client import InvalidJSON
-
+def failure_reason(err: Exception) -> str:
+    """The reject reason of a failed LLM call: schema_invalid when the answer never validated, else llm_failed."""
     return "schema_invalid" if isinstance(err, InvalidJSON) else "llm_failed"
 
 

@@ -30,24 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.errors import GristmillError, RecipeError
+from curate.errors import BudgetExceeded, InvalidJSON, LLMError, RecipeError
 from curate.llm.cache import RequestCache, request_key
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-
-
-class LLMError(GristmillError):
-    """A call that failed after its retries (or was not retryable)."""
-
-    exit_code = 5
-
-
-class BudgetExceeded(LLMError):
-    """The run's budget would be passed: no new requests are sent."""
-
-
-class InvalidJSON(LLMError):
-    """The answer did not validate, even after the repair attempts."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -315,8 +301,3 @@ def _classify(err: Exception) -> tuple[float | None, str]:
     if isinstance(err, (json.JSONDecodeError, ValueError)):  # a body that is not JSON
         return 0.0, f"malformed response: {type(err).__name__}"
     return None, f"{type(err).__name__}: {str(err)[:200]}"
-
-
-def run_sync(coro):
-    """Run a coroutine from synchronous code (stages, generators, the CLI)."""
-    return asyncio.run(coro)

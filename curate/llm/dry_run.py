@@ -1,5 +1,5 @@
-"""``gristmill curate --dry-run``'s LLM estimate: the curation runs in a scratch copy of the run directory with
-a client that sends nothing. Each request it would send is looked up in the run's request cache (a hit costs
+"""``gristmill curate --dry-run``'s LLM estimate: the curation runs into a scratch directory with a client that
+sends nothing. Each request it would send is looked up in the run's request cache (a hit costs
 nothing) and otherwise counted, with its prompt tokens estimated at 4 characters each and its completion at
 ``max_tokens`` (an upper bound); it answers with the smallest object its schema accepts, so later steps run and
 are counted too. Writers asked for lists answer with one item, so judge calls are a lower bound.
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.llm.cache import RequestCache, request_key
-from curate.llm.client import Answer, estimate_tokens, json_request
+from curate.llm.client import Answer, Usage, estimate_tokens, json_request
 
 
 def minimal_instance(schema: dict[str, Any]) -> Any:
@@ -50,8 +50,6 @@ class DryRunClient:
         self.settings, self.seed = settings, seed
         self.cache = RequestCache(cache_path) if cache_path is not None and cache_path.is_file() else None
         self.estimate = Estimate()
-        from curate.llm.client import Usage
-
         self.usage = Usage()  # stays empty: nothing is sent
 
     async def chat(self, messages: list[dict[str, str]], **extra: Any) -> Answer:
@@ -82,29 +80,24 @@ class DryRunClient:
 
 
 def estimate_llm(recipe, limit: int | None = None) -> Estimate:
-    """Run the curation in a scratch directory (offline checkpoints copied from the real run) with a client
-    that sends nothing, and return what the LLM steps would send."""
-    from curate import pipeline
+    """Run the curation into a scratch directory, with a client that sends nothing, and return what the LLM steps
+    would send. Finished checkpoints of the real run count as done (read there, never written), and the real
+    run's request cache tells which requests would be answered without a call."""
     from curate.errors import GristmillError
-    from curate.llm.runtime import close_runtime, open_runtime
-    from curate.recipe import OutputSection
+    from curate.layout import RunLayout
+    from curate.llm.runtime import open_runtime
+    from curate.pipeline import curate
     from curate.templating import load_templates
 
+    real = recipe.layout
     scratch = Path(tempfile.mkdtemp(prefix="gristmill-dry-run-"))
     try:
-        if (recipe.run_dir / "work" / "steps").is_dir():
-            shutil.copytree(recipe.run_dir / "work" / "steps", scratch / "work" / "steps")
-        shadow = recipe.model_copy(update={"output": OutputSection(dir=str(scratch))})
-        shadow._stages, shadow._generators = recipe.resolved_stages, recipe.resolved_generators
         templates = load_templates(recipe.templates.dirs)
-        # The real run's cache (under recipe.run_dir) tells which requests would be answered without a call.
-        rt = open_runtime(recipe.llm, recipe.run_dir, recipe.seed, templates, client_class=DryRunClient)
-        try:
-            pipeline._curate(shadow, limit, None, rt)
-        except GristmillError:
-            pass  # an empty or failing result still tells what was asked
-        finally:
-            close_runtime()
-        return rt.client.estimate
+        with open_runtime(recipe.llm, real.llm_cache, recipe.seed, templates, client_class=DryRunClient) as rt:
+            try:
+                curate(recipe, limit=limit, layout=RunLayout.create(scratch), runtime=rt, reuse=real.steps)
+            except GristmillError:
+                pass  # an empty or failing result still tells what was asked
+            return rt.client.estimate
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

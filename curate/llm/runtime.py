@@ -1,8 +1,8 @@
 """The run's LLM client, owned by the driver process: one event loop in a background thread, so synchronous
 stages and generators submit coroutines to the same client, limiter, budget and cache for the whole run.
 
-The pipeline calls ``open_runtime(recipe)`` before the stages run and ``close_runtime()`` at the end; an LLM
-stage or generator calls ``runtime()``. Only one run is active per process.
+The pipeline opens one runtime before the stages run, hands it to the LLM stages (their context) and
+generators (``GenerateContext.llm``), and closes it at the end.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from curate.llm.client import LLMClient, LLMError
+from curate.errors import LLMError
+from curate.llm.client import LLMClient
 
 T = TypeVar("T")
-_ACTIVE: LLMRuntime | None = None
 
 
 class LLMRuntime:
@@ -57,6 +57,12 @@ class LLMRuntime:
         self.client  # noqa: B018  (fail on a missing key here, before any request)
         return self.run(gather(list(items)))
 
+    def __enter__(self) -> LLMRuntime:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._client is not None:
             self.run(self._client.aclose())
@@ -64,21 +70,8 @@ class LLMRuntime:
         self._thread.join(timeout=5)
 
 
-def open_runtime(settings, run_dir: Path, seed: int, templates: dict[str, Any], client_class=LLMClient) -> LLMRuntime:
-    global _ACTIVE
-    close_runtime()
-    _ACTIVE = LLMRuntime(settings, run_dir / "work" / "llm_cache.sqlite", seed, templates, client_class)
-    return _ACTIVE
-
-
-def runtime() -> LLMRuntime:
-    if _ACTIVE is None:
-        raise LLMError("no LLM runtime is open: LLM stages and generators run inside `gristmill curate`")
-    return _ACTIVE
-
-
-def close_runtime() -> None:
-    global _ACTIVE
-    if _ACTIVE is not None:
-        _ACTIVE.close()
-        _ACTIVE = None
+def open_runtime(
+    settings, cache_path: Path | None, seed: int, templates: dict[str, Any], client_class=LLMClient
+) -> LLMRuntime:
+    """The run's LLM runtime; the caller closes it (it is a context manager)."""
+    return LLMRuntime(settings, cache_path, seed, templates, client_class)

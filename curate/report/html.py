@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from curate.layout import RunLayout
 from curate.output import check_dataset_dir, read_jsonl
 from curate.text import count_words
 
@@ -138,16 +139,16 @@ def _example_rows(examples: list[dict], documents: dict[str, dict]) -> list[dict
 
 def build_report(path: Path) -> str:
     dataset_dir = check_dataset_dir(path)
-    run_dir = dataset_dir.parent
+    layout = RunLayout.of(dataset_dir)
     stats = json.loads((dataset_dir / "stats.json").read_text(encoding="utf-8"))
     examples = [{**e, "split": "train"} for e in read_jsonl(dataset_dir / "train.jsonl")]
     examples += [{**e, "split": "test"} for e in read_jsonl(dataset_dir / "test.jsonl")]
     documents = read_jsonl(dataset_dir / "documents" / "documents.jsonl")
     rejects = read_jsonl(dataset_dir / "rejects" / "rejects.jsonl")
     card = (dataset_dir / "README.md").read_text(encoding="utf-8") if (dataset_dir / "README.md").is_file() else ""
-    summary_path = run_dir / "model" / "training_summary.json"
+    summary_path = layout.training_summary
     training = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    eval_path = run_dir / "eval" / "eval.json"
+    eval_path = layout.eval / "eval.json"
     evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else None
     charts = _charts(stats, examples, documents, (training or {}).get("loss_curve") or [])
 
@@ -188,7 +189,13 @@ def build_report(path: Path) -> str:
         facts = [["steps", training["steps"]], ["wall seconds", training["wall_seconds"]],
                  ["final loss", final_loss], ["model", training["model"]]]  # fmt: skip
         sections.append(("Training", _table(["", ""], facts, "narrow") + parts))
-    if evaluation:
+    else:
+        sections.append(
+            ("Training", f"<p>No training summary at {html.escape(str(summary_path))}: not trained yet.</p>")
+        )
+    if not evaluation:
+        sections.append(("Evaluation", f"<p>No evaluation at {html.escape(str(eval_path))}: not evaluated yet.</p>"))
+    else:
         rows = []
         targets = {t["metric"]: t for t in evaluation["targets"]}
         for kind, row in evaluation["kinds"].items():

@@ -7,10 +7,14 @@ output must not depend on how rows are batched (tests/test_stages.py checks each
 Integer scratch columns named ``_count_<name>`` are summed into the step's ``counters`` in stats.json.
 
 A *global* stage (dedupe) also has a ``decide`` phase. Its batch function returns only scratch columns
-(signatures, prefixed ``_``), which the executor puts beside the unchanged rows; ``decide`` then sees those
-columns, ``id`` and ``ordinal`` for all rows at once, as pyarrow ChunkedArrays in row order (so it can hold
-them as compact numpy arrays), may fetch the text of chosen rows again, and returns one ``(reason, detail)``
-or ``None`` per row.
+(signatures, prefixed ``_``), which the executor puts beside the unchanged rows; ``decide(columns, config,
+context)`` then sees those columns, ``id`` and ``ordinal`` for all rows at once, as pyarrow ChunkedArrays in
+row order (so it can hold them as compact numpy arrays), may fetch the text of chosen rows again
+(``context.fetch_text``) and spread work on the executor (``context.executor.candidate_pairs``), and returns
+one ``(reason, detail)`` or ``None`` per row.
+
+Plain stages take ``(batch, config)``; only global and LLM stages receive the context (steps.StageContext):
+an LLM stage's batch function is ``(batch, config, context)`` and calls ``context.llm``, the run's client.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from curate.errors import StageError
 
 Batch = dict[str, list[Any]]
 BatchFn = Callable[[Batch, Any], Batch]
-# decide(columns, config, fetch_text): fetch_text(row indices) returns those rows' texts, for stages that must
-# look at a few rows again (MinHash verification) without holding every text in memory.
-DecideFn = Callable[[Batch, Any, Callable[[list[int]], list[str]]], list[tuple[str, str] | None]]
+# decide(columns, config, context): context.fetch_text(row indices) returns those rows' texts, for stages that
+# must look at a few rows again (MinHash verification) without holding every text in memory.
+DecideFn = Callable[[Batch, Any, Any], list[tuple[str, str] | None]]
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ class Stage:
     # A scrubbing stage (pii.redact) gives scrubs(text, config) -> text; once it has run, the pipeline rewrites
     # the rejects of earlier steps through it and deletes their checkpointed rows.
     scrubs: Callable[[str, Any], str] | None = None
-    # Calls the LLM: runs in the driver process (num_proc 1), so one client, limiter, budget and cache serve
-    # the whole run; its checkpoint key includes the recipe's llm section.
+    # Calls the LLM: its batch function takes the context, runs in the driver process (num_proc 1), so one
+    # client, limiter, budget and cache serve the whole run; its checkpoint key includes the recipe's llm section.
     uses_llm: bool = False
 
     @property

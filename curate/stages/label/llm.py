@@ -42,12 +42,11 @@ def label_schema(topics: list[str]) -> dict:
 
 
 @register("label.llm", version=1, config=LabelLLMConfig, uses_llm=True)
-def label_llm(batch: Batch, config: LabelLLMConfig) -> Batch:
+def label_llm(batch: Batch, config: LabelLLMConfig, context) -> Batch:
     """Topic, audience, sensitivity and quality 1-5 with a rationale from an LLM judge, into labels.llm."""
-    from curate.llm.runtime import runtime
     from curate.templating import Renderer, prompt_messages, prompt_template
 
-    rt = runtime()
+    rt = context.llm
     spec = prompt_template(rt.templates, config.template, {"title", "section", "text", "topics"})
     renderer, schema = Renderer(), label_schema(config.topics)
     requests = [

@@ -1,49 +1,14 @@
-"""The ``gristmill`` command. The only place where errors become messages and exit codes.
-
-Heavy imports (datasets, torch, transformers, trl) happen inside the commands that need them, so
-``gristmill --help`` stays fast; tests/test_cli.py checks that it imports none of torch, transformers, trl.
-"""
+"""The data-side commands: init, curate, stages, templates, render, inspect, report and llm check. Heavy imports
+(datasets, the readers' libraries) happen inside the commands that need them."""
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from curate import __version__
-from curate.errors import GristmillError
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-def handle_errors(fn):
-    """Turn a GristmillError into one readable message on stderr and the error's exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GristmillError as err:
-            _console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
-            sys.exit(err.exit_code)
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="gristmill")
-def main() -> None:
-    """gristmill: company documents in, a curated instruction-tuning dataset out.
-
-    Start with `gristmill init DOCS_DIR`, then `gristmill curate recipe.yaml`.
-    """
+from curate.cli.app import handle_errors, main, make_console
 
 
 @main.command()
@@ -60,7 +25,7 @@ def init(docs_dir: Path, output: Path, name: str | None, force: bool) -> None:
         raise click.UsageError(f"{output} exists; pass --force to overwrite it or -o to write elsewhere")
     text = starter_recipe(docs_dir, name)
     output.write_text(text, encoding="utf-8")
-    _console().print(f"wrote [bold]{output}[/]; run: gristmill curate {output}")
+    make_console().print(f"wrote [bold]{output}[/]; run: gristmill curate {output}")
 
 
 @main.command()
@@ -78,12 +43,12 @@ def curate(recipe_path: Path, overrides: tuple[str, ...], limit: int | None, dry
     if dry_run:
         _print_plan(recipe, limit)
         return
+    from curate.cli.progress import RichReporter, print_curate_summary
     from curate.pipeline import curate as run_curation
-    from curate.report.console import RichReporter, print_curate_summary
 
-    with RichReporter(_console()) as reporter:
+    with RichReporter(make_console()) as reporter:
         result = run_curation(recipe, limit=limit, reporter=reporter)
-    print_curate_summary(_console(), result)
+    print_curate_summary(make_console(), result)
 
 
 def _print_plan(recipe, limit: int | None) -> None:
@@ -92,7 +57,7 @@ def _print_plan(recipe, limit: int | None) -> None:
     from curate.pipeline import plan
 
     files, steps, templates = plan(recipe, limit)
-    console = _console()
+    console = make_console()
     console.print(f"recipe [bold]{recipe.name}[/]: {len(files)} input files, run directory {recipe.run_dir}")
     table = Table("step", "checkpoint", title="plan")
     for step in steps:
@@ -122,137 +87,16 @@ def _print_plan(recipe, limit: int | None) -> None:
 
 @main.command()
 @click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override train.* (sft.max_steps=20).")
-@click.option("--preflight-only", is_flag=True, help="Check the data against the template and stop.")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in <run>/model/checkpoints.")
-@handle_errors
-def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: bool) -> None:
-    """Fine-tune on a curated dataset with TRL's SFTTrainer (preflight first, always)."""
-    from train.progress import train_with_progress
-
-    train_with_progress(_console(), path, list(overrides), resume=resume, preflight_only=preflight_only)
-
-
-@main.command()
-@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
-@handle_errors
-def run(recipe_path: Path, overrides: tuple[str, ...], executor) -> None:
-    """Curate, train and evaluate RECIPE in one go; each phase resumes where an interrupted run stopped."""
-    import time
-
-    from curate.recipe import load_recipe
-    from train.run import run_all
-
-    start = time.perf_counter()
-    console = _console()
-    overrides = (*overrides, *([f"executor={executor}"] if executor else []))
-    recipe = load_recipe(recipe_path, list(overrides))
-    result = run_all(recipe, list(overrides), console=console)
-    from curate.report.html import write_report
-
-    report_path = write_report(result.run_dir, result.run_dir / "report.html")
-    _print_run_summary(console, result, time.perf_counter() - start)
-    console.print(f"report: [bold]{report_path}[/]")
-
-
-def _print_run_summary(console, result, wall: float) -> None:
-    from rich.table import Table
-
-    console.rule("summary")
-    examples = result.curate.stats["examples"]
-    table = Table("phase", "result", title=f"gristmill run: {result.run_dir}")
-    kinds = ", ".join(f"{k} {n}+{examples['test'].get(k, 0)}" for k, n in examples["train"].items())
-    table.add_row(
-        "curate", f"{examples['total']['train']} train + {examples['total']['test']} test examples ({kinds})"
-    )
-    t = result.training
-    loss = f"{t['loss_curve'][-1]['loss']:.3f}" if t.get("loss_curve") else "n/a"
-    table.add_row("train", f"{result.trained}: {t['steps']} steps in {t['wall_seconds']:.0f}s, final loss {loss}")
-    checks = result.eval_report["targets"]
-    passed = sum(c["passed"] for c in checks)
-    table.add_row("eval", f"{passed}/{len(checks)} behaviour targets met; {result.run_dir / 'eval' / 'eval.json'}")
-    table.add_row("wall time", f"{wall:.0f}s")
-    console.print(table)
-
-
-@main.command()
-@click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Default: <run>/report.html.")
 @handle_errors
 def report(path: Path, output: Path | None) -> None:
     """Write one self-contained HTML report: funnel, charts, example and rejects browsers, training, eval."""
+    from curate.layout import RunLayout
     from curate.output import check_dataset_dir
     from curate.report.html import write_report
 
-    output = output or check_dataset_dir(path).parent / "report.html"
-    _console().print(f"report: [bold]{write_report(path, output)}[/]")
-
-
-@main.command("eval")
-@click.argument(
-    "path", metavar="RUN_DIR", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
-@click.option("--model", "model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Model folder.")
-@click.option("--dataset", "dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset.")
-@click.option("--baseline", default=None, help="Model folder to compare with; default the untrained start; 'none'.")
-@click.option("--prompts", type=click.Path(path_type=Path), help="JSONL of your own {prompt, expected} prompts.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
-@handle_errors
-def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size) -> None:
-    """Score the trained model on the held-out split per behaviour kind, against a baseline."""
-    from train.evaluate import resolve_paths
-
-    model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
-    from train.progress import eval_with_progress
-
-    result = eval_with_progress(
-        _console(), model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size
-    )
-    if not result.report["passed"]:
-        _console().print("[yellow]some behaviour targets were missed (see the table)[/]")
-
-
-@main.command()
-@click.argument("path", metavar="MODEL_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--prompt", default=None, help="Answer this one prompt and exit (for scripts).")
-@click.option("--system", default=None, help="System prompt; default the run's persona.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0: greedy.")
-@handle_errors
-def chat(path: Path, prompt: str | None, system: str | None, max_new_tokens: int, temperature: float) -> None:
-    """Chat with a trained model (a model folder or a run directory). /reset clears, /exit quits."""
-    from train.chat import Chat, resolve_model
-
-    model_dir, persona = resolve_model(path)
-    system = system if system is not None else persona
-    bot = Chat(model_dir, max_new_tokens=max_new_tokens, temperature=temperature)
-    start = [{"role": "system", "content": system}] if system else []
-    if prompt is not None:
-        click.echo(bot.reply([*start, {"role": "user", "content": prompt}]))
-        return
-    console = _console()
-    console.print(f"chatting with [bold]{model_dir}[/]; /reset clears the conversation, /exit or Ctrl-D quits")
-    history = list(start)
-    while True:
-        try:
-            line = input("you> ")
-        except (EOFError, KeyboardInterrupt):
-            console.print()
-            return
-        if line.strip() in ("/exit", "/quit"):
-            return
-        if line.strip() == "/reset":
-            history = list(start)
-            continue
-        if not line.strip():
-            continue
-        history.append({"role": "user", "content": line})
-        answer = bot.reply(history)
-        history.append({"role": "assistant", "content": answer})
-        console.print(f"[bold]model>[/] {answer}", markup=True, highlight=False)
+    output = output or RunLayout.of(check_dataset_dir(path)).report
+    make_console().print(f"report: [bold]{write_report(path, output)}[/]")
 
 
 @main.group()
@@ -294,23 +138,7 @@ def llm_check(recipe_path, base_url, model, api_key_env, max_concurrency, as_jso
         rates = ", ".join(f"{b['concurrency']}: {b['requests_per_s']}/s" for b in conc["bursts"])
         table.add_row("highest concurrency that worked", f"{conc['highest_ok']} (requests/s by concurrency: {rates})")
         table.add_row("recommended llm.json_mode", report["recommended_json_mode"])
-    _console().print(table)
-
-
-@main.command("accelerate-config")
-@click.argument("strategy", type=click.Choice(["ddp", "fsdp"]))
-@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1), help="GPUs (processes).")
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
-def accelerate_config(strategy: str, processes: int, output: Path | None) -> None:
-    """Write an accelerate config for multi-GPU training with DDP or FSDP."""
-    from train.launch import accelerate_yaml
-
-    text = accelerate_yaml(strategy, processes)
-    if output:
-        output.write_text(text)
-        _console().print(f"wrote {output}; run: accelerate launch --config_file {output} -m curate.cli train RUN")
-    else:
-        click.echo(text, nl=False)
+    make_console().print(table)
 
 
 @main.command()
@@ -329,7 +157,7 @@ def stages() -> None:
     for kind in sorted(GENERATORS):
         gen = GENERATORS[kind]
         gens.add_row(kind, gen.summary, _fields_text(gen.config, skip={"kind"}))
-    console = _console()
+    console = make_console()
     console.print(table)
     console.print(gens)
 
@@ -356,7 +184,7 @@ def templates(dirs: tuple[Path, ...]) -> None:
     table = Table("template", "kind", "requires", "description", "file", title="templates")
     for spec in sorted(load_templates([str(d) for d in dirs]).values(), key=lambda s: (s.kind, s.name)):
         table.add_row(spec.ref, spec.kind, ", ".join(spec.requires), spec.description, spec.path)
-    _console().print(table)
+    make_console().print(table)
 
 
 @main.command()
@@ -371,7 +199,7 @@ def render(template_name: str, doc: Path | None, recipe_path: Path | None, chunk
     from curate.render import render_preview
 
     messages = render_preview(template_name, doc=doc, recipe_path=recipe_path, chunk=chunk, variant=variant)
-    console = _console()
+    console = make_console()
     for message in messages:
         console.rule(message["role"])
         console.print(message["content"], markup=False)
@@ -392,8 +220,4 @@ def inspect(path: Path, kind: str | None, reason: str | None, sample: int, as_js
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        print_inspection(_console(), data)
-
-
-if __name__ == "__main__":
-    main()
+        print_inspection(make_console(), data)

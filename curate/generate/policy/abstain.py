@@ -13,8 +13,8 @@ import re
 from pydantic import Field, model_validator
 
 from curate.generate.base import GenerateContext, register_generator
-from curate.generate.policy import Filled
-from curate.generate.refusal import _STOP, PolicyConfig, _source_less, filled_distinct, paraphrased
+from curate.generate.policy.base import PolicyConfig, filled_distinct, paraphrased, policy_example
+from curate.generate.policy.slots import STOP_WORDS, Filled
 
 
 class AbstainConfig(PolicyConfig):
@@ -43,7 +43,7 @@ class Corpus:
         for token in tokens:
             if token[0].isupper() and not token.isdigit() and token.lower() in self.words:
                 return f"the name {token!r}"
-        content = [t.lower() for t in tokens if len(t) >= 4 and t.lower() not in _STOP]
+        content = [t.lower() for t in tokens if len(t) >= 4 and t.lower() not in STOP_WORDS]
         if content and all(t in self.words for t in content):
             return f"all of its words ({', '.join(content)})"
         return None
@@ -84,7 +84,7 @@ def generate_abstain(ctx: GenerateContext, config: AbstainConfig, specs) -> list
                 "entity_type": entity_type,
                 "variant": ctx.rng("abstain", item.text).randrange(1_000_000),
             }
-            example = _source_less(
+            example = policy_example(
                 ctx, "abstain", specs[i % len(specs)], variables, item, {"entity": entity, "entity_type": entity_type}
             )
             if example:

@@ -2,25 +2,17 @@
 questions the documentation does not answer. Validated at the door; errors name the file and the key path.
 
 Requests are slot templates: ``"Give me the address of {person}"`` with ``slots: {person: [...]}``. Each
-template is a *family*. ``fill_slots`` holds out whole families and slot values for the test split, so a test
-prompt never shares both its family and its slot values with a training prompt: evaluation sees phrasings and
-subjects the model never trained on.
+template is a *family* (slots.py fills them and holds families and values out for test).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import random
-import re
 import string
-from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from curate.errors import RecipeError
-from curate.rows import short_hash
+from curate.config import Strict, read_yaml, validate_section
 
 _FORMATTER = string.Formatter()
 
@@ -29,11 +21,7 @@ def slot_names(template: str) -> list[str]:
     return [name for _, name, _, _ in _FORMATTER.parse(template) if name]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SlotTemplates(_Strict):
+class SlotTemplates(Strict):
     requests: list[str] = Field(min_length=1, description="Request templates; {slot} is filled from slots.")
     slots: dict[str, list[str]] = Field(default_factory=dict, description="Values per slot name.")
 
@@ -66,13 +54,13 @@ class Category(SlotTemplates):
     )
 
 
-class RefusalStyle(_Strict):
+class RefusalStyle(Strict):
     openers: list[str] = Field(
         min_length=1, description="How refusals begin; evaluation detects refusals by these phrasings."
     )
 
 
-class Abstain(_Strict):
+class Abstain(Strict):
     response: str = Field(description="The abstention; {entity} names what the question asked about.")
     questions: dict[str, list[str]] = Field(description="Question templates per entity type; {entity} is filled.")
     entities: dict[str, list[str]] = Field(description="Entities per type that the documents must not mention.")
@@ -90,7 +78,7 @@ class Abstain(_Strict):
         return self
 
 
-class Policy(_Strict):
+class Policy(Strict):
     name: str
     version: int = 1
     refusal_style: RefusalStyle | None = None
@@ -110,70 +98,5 @@ class Policy(_Strict):
 
 def load_policy(path: str) -> Policy:
     """Read and validate a policy file; a RecipeError names the file and every problem."""
-    from curate.recipe import _format_errors, read_yaml
-
     raw = read_yaml(Path(path), f"policy file {path!r} does not exist; see sample_data/policies/guardrails.yaml")
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as err:
-        problems = _format_errors(err, "", Policy)
-        raise RecipeError(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)) from None
-
-
-@dataclass(frozen=True)
-class Filled:
-    text: str
-    family: str  # "<scope>/t<template index>": the template the text came from
-    values: dict[str, str]
-    holdout: bool  # a held-out family filled with held-out values: the test split's
-
-
-def _held_out(items: list[str], fraction: float, *key: str) -> set[str]:
-    """A seeded share of ``items`` for test: none of a single item (it must also train), else at least one."""
-    if len(items) < 2:
-        return set()
-    ranked = sorted(items, key=lambda item: short_hash(*key, item))
-    return set(ranked[: max(1, min(len(items) - 1, math.floor(fraction * len(items) + 0.5)))])
-
-
-def fill_slots(
-    templates: list[str], slots: dict[str, list[str]], *, scope: str, count: int, holdout: float, seed: int
-) -> list[Filled]:
-    """About ``count`` distinct filled requests, ``holdout`` of them from held-out templates x held-out values.
-
-    Train combinations use only the other templates and values, so the two sides share no family and no value
-    of a slot with several values. Templates take turns (round robin), so every phrasing is used."""
-    held_templates = _held_out([str(i) for i in range(len(templates))], holdout, str(seed), scope, "templates")
-    held_values = {name: _held_out(values, holdout, str(seed), scope, name) for name, values in slots.items()}
-    rng = random.Random(short_hash(str(seed), scope, "fill"))
-    pools: dict[bool, list[list[Filled]]] = {True: [], False: []}
-    for i, template in enumerate(templates):
-        test = str(i) in held_templates
-        names = list(dict.fromkeys(slot_names(template)))
-        choices = [[v for v in slots[n] if (v in held_values[n]) == test or not held_values[n]] for n in names]
-        combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*choices)]
-        rng.shuffle(combos)
-        family = f"{scope}/t{i}"
-        pools[test].append([Filled(template.format(**c), family, c, test) for c in combos])
-    n_test = math.ceil(count * holdout) if held_templates else 0
-    return _round_robin(pools[False], count - n_test) + _round_robin(pools[True], n_test)
-
-
-def _round_robin(groups: list[list[Filled]], n: int) -> list[Filled]:
-    out: list[Filled] = []
-    iterators = [iter(g) for g in groups]
-    while len(out) < n and iterators:
-        for it in list(iterators):
-            item = next(it, None)
-            if item is None:
-                iterators.remove(it)
-            elif len(out) < n:
-                out.append(item)
-    return out
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return validate_section(Policy, raw, path)

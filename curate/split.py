@@ -1,8 +1,9 @@
-"""Mix (dedupe examples, review exclusions, per-kind ratios and caps) and the grouped, seeded train/test split.
+"""The grouped, seeded train/test split.
 
-Which examples a cap keeps is decided by a hash of (seed, example id), never by position, so adding documents
-does not reshuffle every choice. The split assigns whole groups (a source document, or a template family for
-source-less kinds) to one side, so no document contributes to both train and test.
+Examples a generator held out (``meta.holdout``: request families and slot values never trained on) go to
+test and its other examples to train. The rest are split by group (a source document, or a template family for
+source-less kinds), so no document contributes to both sides. Last, test prompts that near-duplicate a train
+prompt are dropped: evaluation measures learning, not recall.
 """
 
 from __future__ import annotations
@@ -10,126 +11,10 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
-from curate.errors import RecipeError
-from curate.rows import doc_of, reject_envelope, short_hash
-
-MIX_STAGE = "mix"
-
-
-def _reject(example: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
-    return reject_envelope(
-        stage=MIX_STAGE,
-        reason=reason,
-        detail=detail,
-        row=example,
-        id=example["id"],
-        doc_id=example["group"],
-        source=",".join(example["source_ids"]),
-    )
-
-
-def load_exclude_ids(exclude: list[str] | str) -> set[str]:
-    """A list of ids, or a file of ids (one per line, '#' comments) or a JSONL file of objects with ``id``."""
-    if isinstance(exclude, list):
-        return set(exclude)
-    path = Path(exclude)
-    if not path.is_file():
-        raise RecipeError(f"mix.exclude_ids: file {exclude!r} does not exist; give a list of ids or an existing file")
-    ids = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line.startswith("{"):
-            import json
-
-            line = str(json.loads(line).get("id", ""))
-        if line:
-            ids.add(line)
-    return ids
-
-
-def _ratio_targets(counts: Counter, ratios: dict[str, float]) -> dict[str, int]:
-    """Largest per-kind counts whose proportions among the ratio'd kinds match ``ratios``."""
-    present = {k: r for k, r in ratios.items() if counts.get(k)}
-    if not present:
-        return {}
-    total_ratio = sum(present.values())
-    # The scarcest kind relative to its share bounds the total.
-    total = min(counts[k] / (r / total_ratio) for k, r in present.items())
-    return {k: min(counts[k], math.floor(total * r / total_ratio + 1e-9)) for k, r in present.items()}
-
-
-def response_of(example: dict[str, Any]) -> str:
-    return "\n".join(m["content"] for m in example["messages"] if m["role"] == "assistant")
-
-
-def distinct_prompts(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Within each kind, drop every example whose prompt is a near duplicate (Jaccard >= 0.8 on word 3-grams)
-    of an earlier kept one: 500 refusals must not be 500 copies of 5 sentences."""
-    from curate.generate.near_dup import greedy_distinct, prompt_of
-
-    by_kind: dict[str, list[int]] = defaultdict(list)
-    for i, ex in enumerate(examples):
-        by_kind[ex["kind"]].append(i)
-    dropped: dict[int, tuple[int, float]] = {}
-    for indices in by_kind.values():
-        for j, (i, score) in greedy_distinct([prompt_of(examples[k]) for k in indices]).items():
-            dropped[indices[j]] = (indices[i], score)
-    rejects = [
-        _reject(
-            ex,
-            "near_duplicate_prompt",
-            f"prompt repeats {examples[dropped[k][0]]['id']} (Jaccard {dropped[k][1]:.2f})",
-        )
-        for k, ex in enumerate(examples)
-        if k in dropped
-    ]
-    return [ex for k, ex in enumerate(examples) if k not in dropped], rejects
-
-
-def mix_examples(
-    examples: list[dict[str, Any]], mix, seed: int, blocklist=None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(kept examples in their original order, reject envelopes): exact duplicates, review exclusions,
-    responses naming a blocked term, near-duplicate prompts within a kind, then ratios and caps."""
-    rejects: list[dict[str, Any]] = []
-    kept: list[dict[str, Any]] = []
-    first: dict[str, str] = {}
-    excluded = load_exclude_ids(mix.exclude_ids)
-    for ex in examples:
-        blocked = blocklist.find(response_of(ex)) if blocklist else []
-        if ex["id"] in first:
-            rejects.append(_reject(ex, "duplicate_example", f"same messages as an earlier {first[ex['id']]} example"))
-        elif ex["id"] in excluded:
-            rejects.append(_reject(ex, "excluded_by_review", "listed in mix.exclude_ids"))
-            first[ex["id"]] = ex["kind"]
-        elif blocked:
-            rejects.append(_reject(ex, "blocked_term", f"the response mentions {', '.join(map(repr, blocked))}"))
-            first[ex["id"]] = ex["kind"]
-        else:
-            first[ex["id"]] = ex["kind"]
-            kept.append(ex)
-    kept, near = distinct_prompts(kept)
-    rejects += near
-
-    counts = Counter(ex["kind"] for ex in kept)
-    limits = _ratio_targets(counts, mix.ratios)
-    for kind, cap in mix.caps.items():
-        limits[kind] = min(cap, limits.get(kind, cap))
-    chosen: set[str] = set()
-    for kind, limit in limits.items():
-        ids = sorted((ex["id"] for ex in kept if ex["kind"] == kind), key=lambda i: short_hash(str(seed), "mix", i))
-        chosen.update(ids[:limit])
-    out = []
-    for ex in kept:
-        if ex["kind"] in limits and ex["id"] not in chosen:
-            why = "mix.caps" if ex["kind"] in mix.caps and limits[ex["kind"]] == mix.caps[ex["kind"]] else "mix.ratios"
-            rejects.append(_reject(ex, "over_kind_limit", f"{ex['kind']} limited to {limits[ex['kind']]} by {why}"))
-        else:
-            out.append(ex)
-    return out, rejects
+from curate.mix import example_reject
+from curate.rows import doc_of, short_hash
 
 
 def holdout_of(example: dict[str, Any]) -> bool | None:
@@ -177,7 +62,7 @@ def split_examples(
 
 
 def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]]):
-    from curate.generate.near_dup import prompt_of, similar_pairs
+    from curate.near_dup import prompt_of, similar_pairs
 
     prompts = [prompt_of(ex) for ex in train] + [prompt_of(ex) for ex in test]
     seen: dict[int, tuple[int, float]] = {}
@@ -185,7 +70,7 @@ def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]])
         if i < len(train) <= j and (j not in seen or score > seen[j][1]):
             seen[j] = (i, score)
     rejects = [
-        _reject(
+        example_reject(
             ex,
             "test_prompt_seen_in_train",
             f"prompt near-duplicates train {train[seen[k][0]]['id']} (Jaccard {seen[k][1]:.2f})",

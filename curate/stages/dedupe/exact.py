@@ -1,4 +1,4 @@
-"""dedupe.exact: drop rows whose text hashes equal an earlier row's. MinHash near-duplicates join this family.
+"""dedupe.exact: drop rows whose text hashes equal an earlier row's (near duplicates: minhash.py).
 
 A global stage: the batch phase hashes each row, the decide phase sees all hashes in ``ordinal`` order and
 keeps the first row of each hash, so the kept row never depends on batching or arrival order.
@@ -27,7 +27,7 @@ class ExactDedupeConfig(BaseModel):
     )
 
 
-def _decide_exact(columns: Batch, config: ExactDedupeConfig, fetch_text=None) -> list[tuple[str, str] | None]:
+def _decide_exact(columns: Batch, config: ExactDedupeConfig, context=None) -> list[tuple[str, str] | None]:
     ids, ordinals, hashes = (columns[c].to_pylist() for c in ("id", "ordinal", "_exact_hash"))
     kept: dict[str, str] = {}
     decisions: list[tuple[str, str] | None] = [None] * len(ids)

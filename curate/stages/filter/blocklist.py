@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from curate.content import Blocklist
+from curate.blocklist import Blocklist
 from curate.rows import REJECT_DETAIL, REJECT_REASON, dumps
 from curate.stages.registry import Batch, register
 

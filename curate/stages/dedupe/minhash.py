@@ -10,7 +10,7 @@ bit for bit): sketches stay interchangeable with datasketch's tools.
 The permutations are datasketch 2.x's default ``affine32`` scheme (MurmurHash3 fmix32, then ``a*h + b`` mod
 2^32), which is why ``datasketch`` is pinned to major version 2.
 
-Banding: datasketch's ``_optimal_param`` with equal weights centres the S-curve above the threshold and misses
+Banding: datasketch's optimal parameters with equal weights centres the S-curve above the threshold and misses
 many pairs just over it, so the bands are tuned for ``lsh_threshold`` (default: threshold - 0.1) with missed
 pairs weighted 0.9 against extra candidates: for 128 permutations at 0.8 that is 20 bands of 6 rows, which
 makes a pair at Jaccard 0.8 a candidate with probability 0.998 (equal weights at 0.8: 0.87). Every
@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -306,9 +305,7 @@ def _binary_matrix(column, width: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.uint32)
 
 
-def _decide_minhash(
-    columns: Batch, config: MinHashConfig, fetch_text: Callable[[list[int]], list[str]]
-) -> list[tuple[str, str] | None]:
+def _decide_minhash(columns: Batch, config: MinHashConfig, context) -> list[tuple[str, str] | None]:
     n = len(columns["id"])
     decisions: list[tuple[str, str] | None] = [None] * n
     if n < 2:
@@ -316,9 +313,7 @@ def _decide_minhash(
     sigs = _binary_matrix(columns["_minhash"], config.num_perm)
     nonempty = columns["_shingles"].to_numpy() > 0
     bands, rows = bands_and_rows(config.banding_threshold, config.num_perm, config.false_negative_weight)
-    from curate.executors import find_candidate_pairs
-
-    pairs = find_candidate_pairs(sigs, bands, rows)  # band keys grouped on the driver, or in Ray tasks
+    pairs = context.executor.candidate_pairs(sigs, bands, rows)  # band keys grouped on the driver or in Ray tasks
     pairs = pairs[nonempty[pairs[:, 0]] & nonempty[pairs[:, 1]]]
     # Skip pairs whose signatures agree more than 4 standard errors below the threshold: they cannot
     # plausibly reach it, and nothing is dropped without the exact check below anyway.
@@ -335,7 +330,7 @@ def _decide_minhash(
     sets = {}
     for lo in range(0, len(involved), 256):  # shingle sets of the candidate rows only, recomputed from text
         chunk = involved[lo : lo + 256]
-        hashes = batch_shingle_hashes(fetch_text(chunk.tolist()), config.ngram)
+        hashes = batch_shingle_hashes(context.fetch_text(chunk.tolist()), config.ngram)
         sets.update(zip(chunk.tolist(), _unique_each(hashes), strict=True))
     uf = _UnionFind(n)
     for i, j in pairs:

@@ -23,7 +23,7 @@ def prompt_of(example: dict[str, Any]) -> str:
 
 def similar_pairs(texts: list[str], threshold: float = THRESHOLD, ngram: int = NGRAM) -> list[tuple[int, int, float]]:
     """(i, j, jaccard) with i < j for every pair of ``texts`` at Jaccard >= ``threshold``."""
-    from curate.stages.minhash import bands_and_rows, batch_shingle_hashes, candidate_pairs, jaccard, signatures
+    from curate.stages.dedupe.minhash import bands_and_rows, batch_shingle_hashes, candidate_pairs, jaccard, signatures
 
     if len(texts) < 2:
         return []

@@ -12,8 +12,9 @@ import re
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from curate.config import Strict
 from curate.errors import RecipeError
 
 
@@ -29,11 +30,9 @@ def read_terms_file(path: str) -> list[str]:
     return terms
 
 
-class Blocklist(BaseModel):
+class Blocklist(Strict):
     """Terms no response may mention. ``file`` is read when the recipe is validated, into ``terms``, so the
     checkpoint key and the resolved recipe hold the actual terms."""
-
-    model_config = ConfigDict(extra="forbid")
 
     terms: list[str] = Field(default_factory=list, description="Blocked terms (case-insensitive, whole words).")
     file: str | None = Field(None, description="A file of more terms, one per line; '#' starts a comment.")

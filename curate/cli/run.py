@@ -14,36 +14,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.layout import RunLayout
+
 
 @dataclass
 class RunResult:
     run_dir: Path
+    layout: RunLayout
     curate: Any  # CurateResult
     training: dict[str, Any]  # training_summary.json
     trained: str  # "trained", "resumed" or "reused"
     eval_report: dict[str, Any]
 
 
-def training_state(model_dir: Path, key: str) -> str:
+def training_state(layout: RunLayout, key: str) -> str:
     """'done' (final model of this key), 'resume' (checkpoints of this key) or 'fresh'."""
-    summary = model_dir / "training_summary.json"
-    if (model_dir / "final").is_dir() and summary.is_file() and json.loads(summary.read_text()).get("key") == key:
+    summary = layout.training_summary
+    if layout.final.is_dir() and summary.is_file() and json.loads(summary.read_text()).get("key") == key:
         return "done"
     from train.sft import complete_checkpoints
 
-    started = model_dir / "train_key"
-    if started.is_file() and started.read_text() == key and complete_checkpoints(model_dir / "checkpoints"):
+    started = layout.train_key
+    if started.is_file() and started.read_text() == key and complete_checkpoints(layout.checkpoints):
         return "resume"
     return "fresh"
 
 
 def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     """The three phases with rich progress; ``overrides`` are the recipe's --set values (train.* included)."""
+    from curate.cli.progress import RichReporter, eval_with_progress, print_curate_summary, train_with_progress
     from curate.errors import GristmillError
     from curate.pipeline import curate
-    from curate.report.console import RichReporter, print_curate_summary
-    from train.progress import eval_with_progress, train_with_progress
-    from train.sft import load_train_section, training_key
+    from train.sft import check_sft, load_train_section, model_layout, training_key
+
+    check_sft(recipe.train.sft)  # a wrong SFTConfig argument fails now, not after the curation
 
     console.rule("1/3 curate")
     with RichReporter(console) as reporter:
@@ -56,19 +60,18 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     dataset_dir = curated.dataset_dir
     train_overrides = [o[len("train.") :] for o in overrides if o.startswith("train.")]
     section, _ = load_train_section(dataset_dir, train_overrides)
-    model_dir = Path(section.output_dir) if section.output_dir else dataset_dir.parent / "model"
-    state = training_state(model_dir, training_key(dataset_dir, section))
+    layout = model_layout(dataset_dir, section)
+    state = training_state(layout, training_key(dataset_dir, section))
     if state == "done":
-        console.print(f"model/final was trained on this dataset and train section: reused ({model_dir / 'final'})")
+        console.print(f"model/final was trained on this dataset and train section: reused ({layout.final})")
         trained = "reused"
     else:
         if state == "resume":
             console.print("resuming the interrupted training from its last checkpoint")
         train_with_progress(console, dataset_dir, train_overrides, resume=state == "resume", preflight_only=False)
         trained = "resumed" if state == "resume" else "trained"
-    training = json.loads((model_dir / "training_summary.json").read_text())
+    training = json.loads(layout.training_summary.read_text())
 
     console.rule("3/3 eval")
-    final = model_dir / "final-merged" if (model_dir / "final-merged").is_dir() else model_dir / "final"
-    result = eval_with_progress(console, final, dataset_dir, dataset_dir.parent / "eval", None, None, None, None)
-    return RunResult(dataset_dir.parent, curated, training, trained, result.report)
+    result = eval_with_progress(console, layout.trained_model(), dataset_dir, layout.eval, None, None, None, None)
+    return RunResult(layout.root, layout, curated, training, trained, result.report)

@@ -1,4 +1,4 @@
-"""filter.length: drop rows outside a word-count range. Quality heuristics join this module's family later."""
+"""filter.length: drop rows outside a word-count range."""
 
 from __future__ import annotations
 

@@ -1,0 +1,40 @@
+"""The ``gristmill`` click group, the console, and the one place where errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from curate import __version__
+from curate.errors import GristmillError
+
+
+def make_console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def handle_errors(fn):
+    """Turn a GristmillError into one readable message on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GristmillError as err:
+            make_console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            sys.exit(err.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gristmill")
+def main() -> None:
+    """gristmill: company documents in, a curated instruction-tuning dataset out.
+
+    Start with `gristmill init DOCS_DIR`, then `gristmill curate recipe.yaml`.
+    """

@@ -1,0 +1,148 @@
+"""The model-side commands: train, run, eval, chat and accelerate-config. torch, transformers and trl are imported
+only inside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from curate.cli.app import handle_errors, main, make_console
+
+
+@main.command()
+@click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override train.* (sft.max_steps=20).")
+@click.option("--preflight-only", is_flag=True, help="Check the data against the template and stop.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in <run>/model/checkpoints.")
+@handle_errors
+def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: bool) -> None:
+    """Fine-tune on a curated dataset with TRL's SFTTrainer (preflight first, always)."""
+    from curate.cli.progress import train_with_progress
+
+    train_with_progress(make_console(), path, list(overrides), resume=resume, preflight_only=preflight_only)
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
+@handle_errors
+def run(recipe_path: Path, overrides: tuple[str, ...], executor) -> None:
+    """Curate, train and evaluate RECIPE in one go; each phase resumes where an interrupted run stopped."""
+    import time
+
+    from curate.cli.run import run_all
+    from curate.recipe import load_recipe
+
+    start = time.perf_counter()
+    console = make_console()
+    overrides = (*overrides, *([f"executor={executor}"] if executor else []))
+    recipe = load_recipe(recipe_path, list(overrides))
+    result = run_all(recipe, list(overrides), console=console)
+    from curate.report.html import write_report
+
+    report_path = write_report(result.run_dir, result.layout.report)
+    _print_run_summary(console, result, time.perf_counter() - start)
+    console.print(f"report: [bold]{report_path}[/]")
+
+
+def _print_run_summary(console, result, wall: float) -> None:
+    from rich.table import Table
+
+    console.rule("summary")
+    examples = result.curate.stats["examples"]
+    table = Table("phase", "result", title=f"gristmill run: {result.run_dir}")
+    kinds = ", ".join(f"{k} {n}+{examples['test'].get(k, 0)}" for k, n in examples["train"].items())
+    table.add_row(
+        "curate", f"{examples['total']['train']} train + {examples['total']['test']} test examples ({kinds})"
+    )
+    t = result.training
+    loss = f"{t['loss_curve'][-1]['loss']:.3f}" if t.get("loss_curve") else "n/a"
+    table.add_row("train", f"{result.trained}: {t['steps']} steps in {t['wall_seconds']:.0f}s, final loss {loss}")
+    checks = result.eval_report["targets"]
+    passed = sum(c["passed"] for c in checks)
+    table.add_row("eval", f"{passed}/{len(checks)} behaviour targets met; {result.layout.eval / 'eval.json'}")
+    table.add_row("wall time", f"{wall:.0f}s")
+    console.print(table)
+
+
+@main.command("eval")
+@click.argument(
+    "path", metavar="RUN_DIR", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option("--model", "model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Model folder.")
+@click.option("--dataset", "dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset.")
+@click.option("--baseline", default=None, help="Model folder to compare with; default the untrained start; 'none'.")
+@click.option("--prompts", type=click.Path(path_type=Path), help="JSONL of your own {prompt, expected} prompts.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
+@handle_errors
+def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size) -> None:
+    """Score the trained model on the held-out split per behaviour kind, against a baseline."""
+    from train.evaluate import resolve_paths
+
+    model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
+    from curate.cli.progress import eval_with_progress
+
+    result = eval_with_progress(
+        make_console(), model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size
+    )
+    if not result.report["passed"]:
+        make_console().print("[yellow]some behaviour targets were missed (see the table)[/]")
+
+
+@main.command()
+@click.argument("path", metavar="MODEL_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--prompt", default=None, help="Answer this one prompt and exit (for scripts).")
+@click.option("--system", default=None, help="System prompt; default the run's persona.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0: greedy.")
+@handle_errors
+def chat(path: Path, prompt: str | None, system: str | None, max_new_tokens: int, temperature: float) -> None:
+    """Chat with a trained model (a model folder or a run directory). /reset clears, /exit quits."""
+    from train.chat import Chat, resolve_model
+
+    model_dir, persona = resolve_model(path)
+    system = system if system is not None else persona
+    bot = Chat(model_dir, max_new_tokens=max_new_tokens, temperature=temperature)
+    start = [{"role": "system", "content": system}] if system else []
+    if prompt is not None:
+        click.echo(bot.reply([*start, {"role": "user", "content": prompt}]))
+        return
+    console = make_console()
+    console.print(f"chatting with [bold]{model_dir}[/]; /reset clears the conversation, /exit or Ctrl-D quits")
+    history = list(start)
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        if line.strip() in ("/exit", "/quit"):
+            return
+        if line.strip() == "/reset":
+            history = list(start)
+            continue
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        answer = bot.reply(history)
+        history.append({"role": "assistant", "content": answer})
+        console.print(f"[bold]model>[/] {answer}", markup=True, highlight=False)
+
+
+@main.command("accelerate-config")
+@click.argument("strategy", type=click.Choice(["ddp", "fsdp"]))
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1), help="GPUs (processes).")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
+def accelerate_config(strategy: str, processes: int, output: Path | None) -> None:
+    """Write an accelerate config for multi-GPU training with DDP or FSDP."""
+    from train.launch import accelerate_yaml
+
+    text = accelerate_yaml(strategy, processes)
+    if output:
+        output.write_text(text)
+        make_console().print(f"wrote {output}; run: accelerate launch --config_file {output} -m curate.cli train RUN")
+    else:
+        click.echo(text, nl=False)

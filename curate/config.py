@@ -1,0 +1,139 @@
+"""Config is data, validated at the door: the strict pydantic base of every config section (the recipe, policy
+files, the train section), key-path error messages with "did you mean", YAML reading with line and column, and
+``--set a.b.c=value`` overrides.
+
+Every problem is reported at once, each naming the key path, the bad value and a fix::
+
+    stages.2.with.max_wrds: unknown key (value 150); did you mean 'max_words'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from curate.errors import RecipeError
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def describe_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_errors(err: ValidationError, prefix: str, model: type[BaseModel] | None) -> list[str]:
+    """One line per problem: the key path under ``prefix``, the bad value and a fix."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        if e["type"] == "extra_forbidden":
+            allowed = allowed_keys(model, e["loc"][:-1]) if model else []
+            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+            fix = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"allowed keys: {', '.join(allowed)}"
+                if allowed
+                else "remove it"
+            )
+            lines.append(f"{loc}: unknown key (value {describe_value(e['input'])}); {fix}")
+        elif e["type"] == "missing":
+            lines.append(f"{loc}: required, but missing; add it")
+        else:
+            lines.append(f"{loc}: {e['msg']} (got {describe_value(e['input'])})")
+    return lines
+
+
+def allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (aliases where set) of the model at ``loc`` inside ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(str(part)) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        for arg in list(candidates):
+            candidates += list(getattr(arg, "__args__", ()))
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if current is None:
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def problems_error(source: str, problems: list[str]) -> RecipeError:
+    """One RecipeError listing every problem of ``source`` (a file, or a section)."""
+    return RecipeError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def validate_section(model: type[BaseModel], raw: Any, source: str, prefix: str = ""):
+    """``model`` validated from ``raw``, or a RecipeError naming ``source`` and every problem."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise problems_error(source, format_errors(err, prefix, model)) from None
+
+
+def read_yaml(path: Path, missing: str) -> Any:
+    """A YAML file's content; RecipeError with ``missing`` when absent, with line and column when malformed."""
+    if not path.is_file():
+        raise RecipeError(missing)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items by index) to the raw mapping."""
+    for item in overrides:
+        path, sep, value_text = item.partition("=")
+        if not sep or not path:
+            raise RecipeError(f"--set {item!r}: expected key.path=value, for example --set split.test_fraction=0.2")
+        try:
+            value = yaml.safe_load(value_text) if value_text else ""
+        except yaml.YAMLError:
+            value = value_text
+        if isinstance(value, str) and _FLOAT.fullmatch(value):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            value = float(value)
+        parts = path.split(".")
+        node: Any = raw
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(f"--set {item!r}: {where} is not an index of a {len(node)}-item list")
+                node = node[int(part)]
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+                if not isinstance(node, (dict, list)):
+                    raise RecipeError(f"--set {item!r}: {where} is a value, not a section")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise RecipeError(f"--set {item!r}: {path} is not an index of a {len(node)}-item list")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return raw

@@ -1,0 +1,82 @@
+"""Filling a policy's slot templates, with whole families and slot values held out for the test split.
+
+``fill_slots`` makes training requests only from the other templates and values, so a test prompt never
+shares both its family and its slot values with a training prompt: evaluation sees phrasings and subjects the
+model never trained on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+from dataclasses import dataclass
+
+from curate.generate.policy.model import slot_names
+from curate.rows import short_hash
+
+# Words that say nothing about what a request or a section is about (BM25 lookups and corpus checks skip them).
+STOP_WORDS = frozenset(
+    "a an and are as at be by can do does for from how i in is it me my of on or our please the this to us we what "
+    "when where which who why will with you your".split()
+)
+
+
+@dataclass(frozen=True)
+class Filled:
+    text: str
+    family: str  # "<scope>/t<template index>": the template the text came from
+    values: dict[str, str]
+    holdout: bool  # a held-out family filled with held-out values: the test split's
+
+
+def _held_out(items: list[str], fraction: float, *key: str) -> set[str]:
+    """A seeded share of ``items`` for test: none of a single item (it must also train), else at least one."""
+    if len(items) < 2:
+        return set()
+    ranked = sorted(items, key=lambda item: short_hash(*key, item))
+    return set(ranked[: max(1, min(len(items) - 1, math.floor(fraction * len(items) + 0.5)))])
+
+
+def fill_slots(
+    templates: list[str], slots: dict[str, list[str]], *, scope: str, count: int, holdout: float, seed: int
+) -> list[Filled]:
+    """About ``count`` distinct filled requests, ``holdout`` of them from held-out templates x held-out values.
+
+    Train combinations use only the other templates and values, so the two sides share no family and no value
+    of a slot with several values. Templates take turns (round robin), so every phrasing is used."""
+    held_templates = _held_out([str(i) for i in range(len(templates))], holdout, str(seed), scope, "templates")
+    held_values = {name: _held_out(values, holdout, str(seed), scope, name) for name, values in slots.items()}
+    rng = random.Random(short_hash(str(seed), scope, "fill"))
+    pools: dict[bool, list[list[Filled]]] = {True: [], False: []}
+    for i, template in enumerate(templates):
+        test = str(i) in held_templates
+        names = list(dict.fromkeys(slot_names(template)))
+        choices = [[v for v in slots[n] if (v in held_values[n]) == test or not held_values[n]] for n in names]
+        combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*choices)]
+        rng.shuffle(combos)
+        family = f"{scope}/t{i}"
+        pools[test].append([Filled(template.format(**c), family, c, test) for c in combos])
+    n_test = math.ceil(count * holdout) if held_templates else 0
+    return _round_robin(pools[False], count - n_test) + _round_robin(pools[True], n_test)
+
+
+def _round_robin(groups: list[list[Filled]], n: int) -> list[Filled]:
+    out: list[Filled] = []
+    iterators = [iter(g) for g in groups]
+    while len(out) < n and iterators:
+        for it in list(iterators):
+            item = next(it, None)
+            if item is None:
+                iterators.remove(it)
+            elif len(out) < n:
+                out.append(item)
+    return out
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())

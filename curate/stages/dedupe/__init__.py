@@ -1,0 +1,1 @@
+"""The dedupe stages, one module per stage."""

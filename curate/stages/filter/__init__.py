@@ -1,0 +1,1 @@
+"""The filter stages, one module per stage."""

@@ -1,0 +1,1 @@
+"""The label stages, one module per stage."""
