@@ -77,7 +77,8 @@ def plan(
         inputs = sorted({f for _, config in recipe.resolved_generators for f in config.input_files()})
         contents = [[f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in inputs]
         llm = _llm_key(recipe) if any(c.uses_llm() for _, c in recipe.resolved_generators) else None
-        key = checkpoint_key(key, "generate", generators, persona, contents, llm, recipe.seed, __version__)
+        held = recipe.split.holdout_documents  # which documents generation holds out
+        key = checkpoint_key(key, "generate", generators, persona, contents, llm, held, recipe.seed, __version__)
         planned.append(steps.plan(len(planned), "generate", key))
     return files, planned, templates
 
@@ -198,7 +199,15 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
             notes.append(
                 f"generate.{i} ({generator.kind}) made no examples: check its sources and min_words, and the rejects"
             )
+    held = planned[-1].path / "held_out.json" if recipe.resolved_generators else None
+    split_info = json.loads(held.read_text()) if held is not None and held.is_file() else {"documents": []}
+    notes += split_info.get("notes", [])
     stats_doc, sources = build_stats(recipe, files, stats, generated, train, test, notes, last_docs / "rows", wall)
+    stats_doc["split"] = {
+        "seed": recipe.seed,
+        "holdout_documents": recipe.split.holdout_documents,
+        "held_out_documents": split_info["documents"],
+    }
     if runtime is not None:
         stats_doc["llm"] = llm_stats(recipe, stats, runtime)
     behaviours, schemas = _behaviours(recipe, train + test)

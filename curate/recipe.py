@@ -59,7 +59,10 @@ class MixSection(Strict):
 
 
 class SplitSection(Strict):
-    test_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of examples held out for test.")
+    holdout_documents: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of whole documents held out of training (their kinds test on them)."
+    )
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of examples without a side, for test.")
     min_test_per_kind: int = Field(30, ge=0, description="Test examples wanted per kind (at most half the kind).")
 
 

@@ -1,9 +1,21 @@
-"""The grouped, seeded train/test split.
+"""The seeded train/test split: one table for every kind.
 
-Examples a generator held out (``meta.holdout``: request families and slot values never trained on) go to
-test and its other examples to train. The rest are split by group (a source document, or a template family for
-source-less kinds), so no document contributes to both sides. Last, test prompts that near-duplicate a train
-prompt are dropped: evaluation measures learning, not recall.
+Before generation, a seeded share of whole documents is held out (``split.holdout_documents``, drawn apart for
+documents and for records such as tickets): nothing of them trains, neither as an answer nor as a quote, and
+the kinds whose prompt carries the document (summary, extract_json, grounded) test on them. Generators then mark
+each example's side in ``meta.holdout``:
+
+| kind | test | train |
+| --- | --- | --- |
+| qa (closed book) | held-out question templates, on sections of the other documents | the other templates |
+| summary | sections of held-out documents | the other documents |
+| extract_json | held-out request families, on records of held-out documents | other families and records |
+| refusal, benign_near_miss, abstain | held-out request families and slot values | the others |
+| persona | (no flag) whole template groups, drawn below | |
+
+Examples without a flag are split by group (a source document, or a template family), so no group is on both
+sides. Last, test prompts that near-duplicate a train prompt are dropped: evaluation measures learning, not
+recall.
 """
 
 from __future__ import annotations
@@ -17,6 +29,20 @@ from curate.mix import example_reject
 from curate.rows import doc_of, short_hash
 
 
+def held_out_documents(documents: list[dict[str, Any]], fraction: float, seed: int) -> frozenset[str]:
+    """A seeded ``fraction`` of the documents' ids (rounded), drawn apart among records (rows of a .jsonl/.csv/.mbox
+    file: tickets) and among the other documents, so both have test documents when there are enough of them; a
+    corpus of two documents holds none out."""
+    strata: dict[bool, set[str]] = defaultdict(set)
+    for row in documents:
+        strata["record" in json.loads(row["meta"] or "{}")].add(row["doc_id"])
+    held: set[str] = set()
+    for ids in strata.values():
+        ranked = sorted(ids, key=lambda d: short_hash(str(seed), "held-out-documents", d))
+        held.update(ranked[: min(len(ids) - 1, math.floor(fraction * len(ids) + 0.5))])
+    return frozenset(held)
+
+
 def holdout_of(example: dict[str, Any]) -> bool | None:
     """The generator's held-out flag (True: test, False: train), or None when the split decides."""
     meta = example.get("meta")
@@ -26,33 +52,35 @@ def holdout_of(example: dict[str, Any]) -> bool | None:
 def split_examples(
     examples: list[dict[str, Any]], split, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], list[dict[str, Any]]]:
-    """(train, test, notes, rejects). Groups a generator held out (``meta.holdout``: families and slot values
-    never trained on) go to test and its other groups to train. The remaining groups are drawn in a seeded
-    order: first until every kind has its minimum test examples (at most half of its groups' examples), then
-    until the test fraction is reached; a document that answers a training example never goes to test. Last,
-    test examples whose prompt near-duplicates a train prompt are dropped, so evaluation measures learning,
-    not recall."""
-    forced: dict[str, bool] = {}
-    for ex in examples:
-        flag = holdout_of(ex)
-        if flag is not None:
-            forced[ex["group"]] = forced.get(ex["group"], False) or bool(flag)
-    # A document whose text answers a training example (a near-miss quotes one of its sections) is no test
-    # document: its questions would be graded on an answer the model trained on.
-    answers_train = {doc_of(s) for ex in examples if forced.get(ex["group"]) is False for s in ex["source_ids"]}
-    free = [ex for ex in examples if ex["group"] not in forced]
-    test_groups = _draw_test_groups(free, split, seed, answers_train) | {g for g, held in forced.items() if held}
-    train = [ex for ex in examples if ex["group"] not in test_groups]
-    test, rejects = _drop_seen_in_train(train, [ex for ex in examples if ex["group"] in test_groups])
+    """(train, test, notes, rejects). An example with ``meta.holdout`` goes to the side its generator chose. The
+    others are split by group, drawn in a seeded order: first until every kind has its minimum test examples (at
+    most half of its groups' examples), then until the test fraction is reached; a document that answers a
+    training example never goes to test. Last, test examples whose prompt near-duplicates a train prompt are
+    dropped, so evaluation measures learning, not recall."""
+    flags = [holdout_of(ex) for ex in examples]
+    decided = {ex["group"] for ex, flag in zip(examples, flags, strict=True) if flag is not None}
+    # A document whose text answers a training example is no test document: its questions would be graded on an
+    # answer the model trained on.
+    answers_train = {
+        doc_of(s) for ex, flag in zip(examples, flags, strict=True) if flag is False for s in ex["source_ids"]
+    }
+    free = [ex for ex, flag in zip(examples, flags, strict=True) if flag is None]
+    test_groups = _draw_test_groups(free, split, seed, answers_train | decided)
+    is_test = [
+        bool(flag) if flag is not None else ex["group"] in test_groups
+        for ex, flag in zip(examples, flags, strict=True)
+    ]
+    train = [ex for ex, t in zip(examples, is_test, strict=True) if not t]
+    test, rejects = _drop_seen_in_train(train, [ex for ex, t in zip(examples, is_test, strict=True) if t])
     in_test = Counter(ex["kind"] for ex in test)
-    held_kinds = {ex["kind"] for ex in examples if ex["group"] in forced}
+    held_kinds = {ex["kind"] for ex, flag in zip(examples, flags, strict=True) if flag is not None}
     notes = []
     for kind in sorted({ex["kind"] for ex in examples}):
         if in_test[kind] >= split.min_test_per_kind:
             continue
         why = (
-            "the generator held out only that many requests: add request templates or slot values to the policy, "
-            "or raise per_category"
+            "its generator held out only that many (policy kinds: add request templates or slot values, or raise "
+            "per_category; document kinds: raise split.holdout_documents or add documents)"
             if kind in held_kinds
             else "too few source groups: a test group's examples never train, and at most half of a kind is test"
         )

@@ -335,23 +335,26 @@ def generate_step(
     from datasets import load_from_disk
 
     from curate.generate import GenerateContext
+    from curate.split import held_out_documents
     from curate.templating import Renderer
 
     start = time.perf_counter()
     documents = load_from_disk(str(upstream / "rows")).data.table.to_pylist()
-    ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer(), llm=llm)
+    held = held_out_documents(documents, recipe.split.holdout_documents, recipe.seed)
+    ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer(), llm=llm, held_out=held)
     examples: list[dict[str, Any]] = []
     for generator, config in recipe.resolved_generators:
         examples += generator.run(ctx, config)
         reporter.advance(1)
     tmp = steps.begin(step)
     write_jsonl(tmp / "examples.jsonl", examples)
+    (tmp / "held_out.json").write_text(json.dumps({"documents": sorted(held), "notes": ctx.notes}, indent=1))
     stat = StepStat(
         "generate",
         rows_in=len(documents),
         rows_out=len(examples),
         rejected=dict(Counter(reason_slug(r["reason"]) for r in ctx.rejects)),
-        counters={"llm_rows": ctx.llm_rows} if ctx.llm is not None else {},
+        counters={"held_out_documents": len(held), **({"llm_rows": ctx.llm_rows} if ctx.llm is not None else {})},
         expands=True,
     )
     stat.seconds = round(time.perf_counter() - start, 3)

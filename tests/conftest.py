@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The user cache (base models, baseline generations) of this test session: never the user's own.
+os.environ["GRISTMILL_CACHE"] = tempfile.mkdtemp(prefix="gristmill-test-cache-")
+atexit.register(shutil.rmtree, os.environ["GRISTMILL_CACHE"], True)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_RECIPE = REPO / "sample_data" / "recipe.yaml"

@@ -157,7 +157,7 @@ def evaluated(sample_run, tmp_path_factory):
         run / "dataset",
         run / "eval",
         baseline=trained.output_dir / "base-tiny",
-        prompts=prompts,
+        prompts=[prompts],
         max_new_tokens=6,
         batch_size=32,
     ).report
@@ -186,7 +186,7 @@ def test_eval_writes_tables_generations_and_targets(evaluated):
     cached = sorted((run / "eval" / "cache").glob("*.jsonl"))
     sizes = [p.stat().st_size for p in cached]
     again = evaluate(run / "model" / "final", run / "dataset", run / "eval", baseline=run / "model" / "base-tiny",
-                     prompts=run / "prompts.jsonl", max_new_tokens=6, batch_size=32).report  # fmt: skip
+                     prompts=[run / "prompts.jsonl"], max_new_tokens=6, batch_size=32).report  # fmt: skip
     assert again["kinds"] == report["kinds"] and [p.stat().st_size for p in cached] == sizes
 
 
@@ -214,7 +214,7 @@ def test_chat_answers_one_prompt_and_a_conversation(evaluated):
 
 
 def test_a_generation_cache_torn_by_a_kill_resumes(tmp_path):
-    from train.evaluate import read_cache
+    from train.generation import read_cache
 
     cache = tmp_path / "trained-x.jsonl"
     cache.write_text('{"id": "a", "output": "one"}\n{"id": "b", "output": "tw', encoding="utf-8")
@@ -223,3 +223,30 @@ def test_a_generation_cache_torn_by_a_kill_resumes(tmp_path):
     cache.write_text('{"id": "a", "output": "one"}', encoding="utf-8")  # whole record, newline not yet written
     assert read_cache(cache) == {"a": "one"} and cache.read_text(encoding="utf-8").endswith("\n")
     assert read_cache(tmp_path / "none.jsonl") == {}
+
+
+def test_the_base_models_generations_are_shared_by_every_run_on_that_base(evaluated, tmp_path):
+    """A second run on the same base (another eval directory, a prompt file fewer) generates nothing for the base:
+    its outputs come from the user cache, keyed by the model's fingerprint, prompt and budget."""
+    from train.evaluate import evaluate
+
+    run, report = evaluated
+    counted = {"baseline": 0, "trained": 0}
+    phase = []
+
+    def on_phase(tag, total):
+        phase[:] = [tag]
+
+    def on_batch(n):
+        counted[phase[0]] += n
+
+    again = evaluate(run / "model" / "final", run / "dataset", tmp_path / "other-eval",
+                     baseline=run / "model" / "base-tiny", max_new_tokens=6, batch_size=32,
+                     on_phase=on_phase, on_batch=on_batch).report  # fmt: skip
+    for kind, row in again["kinds"].items():
+        assert row["baseline"] == report["kinds"][kind]["baseline"]
+    generated = sorted((tmp_path / "other-eval" / "cache").glob("*.jsonl"))
+    assert len(generated) == 1 and counted["baseline"] == counted["trained"]  # both counted, only one generated
+    from train.base_models import user_cache
+
+    assert len(list((user_cache() / "generations").glob("*.jsonl"))) >= 1

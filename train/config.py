@@ -17,7 +17,11 @@ class LoraSection(Strict):
 
 
 class TrainSection(Strict):
-    model: str = Field("tiny", description="A hub id, a local model directory, or 'tiny' for the offline tiny model.")
+    model: str = Field(
+        "tiny",
+        description="A named offline base (smollm2-135m), a local .gguf file, a local model folder, a hub id in "
+        "the local cache, or 'tiny' (the offline tiny model, for tests).",
+    )
     lora: LoraSection | None = Field(None, description="LoRA adapter settings; null for a full fine-tune.")
     sft: dict[str, Any] = Field(
         default_factory=dict, description="Passed to trl.SFTConfig as keyword arguments (num_train_epochs, ...)."
@@ -30,9 +34,32 @@ class TrainSection(Strict):
     )
 
 
+# Tokens each kind needs to show its behaviour: a refusal or abstention is decided in its first sentence, the
+# over-refusal classifier reads the first 300 characters, a JSON object needs room for its schema, and answers
+# scored against a reference (token F1, ROUGE-L) need the most.
+DEFAULT_BUDGETS = {
+    "refusal": 40,
+    "abstain": 40,
+    "benign_near_miss": 64,
+    "answer": 64,
+    "extract_json": 160,
+    "persona": 64,
+    "summary": 96,
+    "qa": 128,
+}
+
+
 class EvalSection(Strict):
     max_new_tokens: int = Field(128, ge=1, description="Upper bound on generated tokens per prompt.")
+    budgets: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_BUDGETS),
+        description="Generated tokens per kind (capped by max_new_tokens); kinds not listed get max_new_tokens.",
+    )
     batch_size: int = Field(16, ge=1, description="Prompts generated together.")
+    prompts: list[str] = Field(
+        default_factory=list,
+        description="Red-team or regression prompt files (JSONL of {prompt, expected}) scored by every eval and run.",
+    )
     targets: dict[str, float] = Field(
         default_factory=dict,
         description="Behaviour targets as kind.metric: value (refusal.refusal_rate: 0.9), over the built-in ones.",

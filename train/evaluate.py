@@ -1,19 +1,16 @@
-"""``gristmill eval``: generate answers for the held-out split (and ``--prompts``), score them per behaviour kind,
-and compare with the untrained starting model.
+"""``gristmill eval``: generate answers for the held-out split (and red-team prompt files), score them per
+behaviour kind, and compare with the untrained base model.
 
 Everything evaluation needs is in the dataset directory: ``test.jsonl``, ``behaviours.json`` (phrasings) and
-``schemas/``. Generation is greedy and batched (prompts sorted by length, left padding), bounded by
-``max_new_tokens``. Each batch's outputs are appended to a cache file keyed by the model's files and the
-generation settings, so an interrupted eval resumes where it stopped and a re-run generates nothing. Results go
-to ``<run>/eval/eval.json`` and every generation, with its scores, to ``<run>/eval/generations.jsonl``, both
-written atomically.
+``schemas/``. Generation (generation.py) is greedy and batched with a budget per kind, and cached per model: an
+interrupted eval resumes, a re-run generates nothing, and the base model's outputs are shared by every run on
+that base. Results go to ``<run>/eval/eval.json`` and every generation, with its scores, to
+``<run>/eval/generations.jsonl``, both written atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate.errors import InputError, OutputError, TrainError
+from curate.errors import InputError, OutputError
 from curate.layout import RunLayout
 from curate.output import check_dataset_dir, read_jsonl
+from train.base_models import user_cache
 from train.behaviour import DEFAULT_TARGETS, HIGHER_IS_BETTER, METRICS, Classifier, score
+from train.generation import generate, write_atomic
 
 EXPECTED_KINDS = {"refusal": "refusal", "abstain": "abstain", "json": "extract_json", "answer": "answer"}
 
@@ -82,105 +81,15 @@ def prompt_items(path: Path, system: str | None) -> list[Item]:
         ]
         items.append(
             Item(
-                str(row.get("id", f"prompt-{n}")), EXPECTED_KINDS[expected], messages, "", row.get("schema"), "prompts"
+                str(row.get("id", f"{path.stem}-{n}")),
+                EXPECTED_KINDS[expected],
+                messages,
+                "",
+                row.get("schema"),
+                "prompts",
             )
         )
     return items
-
-
-def _model_key(model_dir: Path, max_new_tokens: int) -> str:
-    h = hashlib.sha256(str(max_new_tokens).encode())
-    for f in sorted(model_dir.iterdir()):
-        if f.is_file():
-            stat = f.stat()
-            h.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def load_model(model_dir: Path, threads: int = 1):
-    """(model in eval mode, tokenizer padding on the left) from a folder, through from_pretrained."""
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as err:
-        raise TrainError(f"cannot load the model in {model_dir} ({err}); train first or give a model folder") from None
-    model.eval()
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not torch.cuda.is_available():
-        torch.set_num_threads(threads)
-    return model, tokenizer
-
-
-def generate(
-    model_dir: Path,
-    items: list[Item],
-    *,
-    max_new_tokens: int,
-    batch_size: int,
-    cache: Path,
-    on_batch: Callable[[int], None] | None = None,
-    threads: int = 1,
-) -> dict[str, str]:
-    """{item id: generated text}, greedy; resumes from ``cache`` (JSONL appended per batch)."""
-    import torch
-
-    done = read_cache(cache)
-    todo = [it for it in items if it.id not in done]
-    if on_batch:
-        on_batch(len(items) - len(todo))
-    if not todo:
-        return done
-    model, tokenizer = load_model(model_dir, threads)
-    texts = {
-        it.id: tokenizer.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True) for it in todo
-    }
-    todo.sort(key=lambda it: (len(texts[it.id]), it.id))  # similar lengths together: less padding
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache, "a", encoding="utf-8") as out, torch.inference_mode():
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            enc = tokenizer(
-                [texts[it.id] for it in batch], return_tensors="pt", padding=True, add_special_tokens=False
-            )
-            generated = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new = generated[:, enc["input_ids"].shape[1] :]
-            for it, ids in zip(batch, new, strict=True):
-                done[it.id] = tokenizer.decode(ids, skip_special_tokens=True).strip()
-                out.write(json.dumps({"id": it.id, "output": done[it.id]}, ensure_ascii=False) + "\n")
-            out.flush()
-            if on_batch:
-                on_batch(len(batch))
-    return done
-
-
-def read_cache(cache: Path) -> dict[str, str]:
-    """{item id: output} already generated. A line torn by a kill mid-write is dropped (it is generated again)
-    and the file rewritten without it, so the next append starts on a line of its own."""
-    if not cache.exists():
-        return {}
-    text = cache.read_text(encoding="utf-8")
-    rows, torn = [], not text.endswith("\n") and bool(text)
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            torn = True
-    if torn:
-        _write_atomic(cache, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return {r["id"]: r["output"] for r in rows}
 
 
 def summarize(items: list[Item], outputs: dict[str, str], classifier: Classifier, schemas: dict[str, Any]):
@@ -231,7 +140,8 @@ def default_baseline(model_dir: Path) -> Path | str | None:
     if layout.base_tiny.is_dir():
         return layout.base_tiny
     if layout.training_summary.is_file():
-        return json.loads(layout.training_summary.read_text()).get("model")
+        summary = json.loads(layout.training_summary.read_text())
+        return summary.get("base") or summary.get("model")
     return None
 
 
@@ -241,8 +151,9 @@ def evaluate(
     eval_dir: Path,
     *,
     baseline: Path | str | None,
-    prompts: Path | None = None,
+    prompts: list[Path] | None = None,
     max_new_tokens: int = 128,
+    budgets: dict[str, int] | None = None,
     batch_size: int = 8,
     targets: dict[str, float] | None = None,
     on_phase: Callable[[str, int], None] | None = None,
@@ -255,7 +166,7 @@ def evaluate(
         p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((dataset_dir / "schemas").glob("*.json"))
     }
     persona = (behaviours.get("persona") or {}).get("system")
-    items = test_items(dataset_dir) + (prompt_items(prompts, persona) if prompts else [])
+    items = test_items(dataset_dir) + [it for path in prompts or [] for it in prompt_items(Path(path), persona)]
     if not items:
         raise InputError(f"{dataset_dir} has no test examples and no --prompts were given: nothing to evaluate")
     classifier = Classifier.from_behaviours(behaviours)
@@ -266,17 +177,19 @@ def evaluate(
             models["baseline"] = Path(baseline)
         else:
             notes.append(f"baseline {baseline!r} is not a local model folder; evaluated without a baseline")
+    budget = {kind: min(max_new_tokens, n) for kind, n in (budgets or {}).items()}
+    requests = {it.id: (it.messages, budget.get(it.kind, max_new_tokens)) for it in items}
+    caches = {"trained": eval_dir / "cache", "baseline": user_cache() / "generations"}
     tables, scored, outputs = {}, {}, {}
     for tag, directory in models.items():
         if on_phase:
             on_phase(tag, len(items))
-        key = _model_key(directory, max_new_tokens)
         outputs[tag] = generate(
             directory,
-            items,
-            max_new_tokens=max_new_tokens,
+            requests,
             batch_size=batch_size,
-            cache=eval_dir / "cache" / f"{tag}-{key}.jsonl",
+            cache_dir=caches[tag],
+            prefix="trained-" if tag == "trained" else "",
             on_batch=on_batch,
             threads=threads,
         )
@@ -295,8 +208,9 @@ def evaluate(
         "model": str(model_dir),
         "baseline": str(models.get("baseline", "")) or None,
         "dataset": str(dataset_dir),
-        "prompts": str(prompts) if prompts else None,
+        "prompts": [str(p) for p in prompts or []],
         "max_new_tokens": max_new_tokens,
+        "budgets": dict(sorted(budget.items())),
         "kinds": {
             label: {"n": tables["trained"][label]["n"], **{tag: _metrics(tables[tag][label]) for tag in tables}}
             for label in tables["trained"]
@@ -321,17 +235,10 @@ def evaluate(
         for tag in models
         for it in items
     ]
-    _write_atomic(eval_dir / "eval.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(eval_dir / "generations.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(eval_dir / "eval.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(eval_dir / "generations.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return EvalResult(eval_dir, report)
 
 
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in row.items() if k != "n"}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -33,6 +33,7 @@ from curate.config import apply_overrides, problems_error, validate_section
 from curate.errors import TrainError
 from curate.layout import RunLayout
 from curate.output import check_dataset_dir, dataset_key
+from train.base_models import resolve_model
 from train.config import TrainSection
 from train.tiny import TINY_NAMES, TINY_SFT, build_tiny
 
@@ -145,6 +146,7 @@ class Prepared:
     layout: RunLayout
     section: TrainSection
     key: str
+    base: str  # the folder (or hub id) the model was loaded from: the untrained baseline
     model: Any
     tokenizer: Any
     template: Any  # chat_template.TemplateChoice
@@ -154,9 +156,10 @@ class Prepared:
     cuda: bool
 
 
-def prepare(path: Path, overrides: list[str], *, fresh: bool) -> Prepared:
+def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[str], None] | None = None) -> Prepared:
     """The section checked, the model and tokenizer loaded with a training chat template, the data, the SFTConfig
-    arguments and the preflight report. ``fresh``: nothing of an earlier training is kept."""
+    arguments and the preflight report. ``fresh``: nothing of an earlier training is kept. ``notify`` hears about
+    slow first-use steps (fetching and converting a named base)."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     dataset_dir = check_dataset_dir(path)
     section, resolved = load_train_section(dataset_dir, overrides)
@@ -186,13 +189,16 @@ def prepare(path: Path, overrides: list[str], *, fresh: bool) -> Prepared:
             shutil.rmtree(layout.base_tiny, ignore_errors=True)  # its tokenizer was trained on other text
     # Under accelerate launch or torchrun every process builds the same seeded tiny model; the first to finish
     # renames its folder into place and the others use it.
-    model_path = str(build_tiny(dataset_dir, layout.base_tiny, seed=seed)) if tiny else section.model
+    if tiny:
+        model_path = str(build_tiny(dataset_dir, layout.base_tiny, seed=seed))
+    else:
+        model_path = resolve_model(section.model, notify)
     model, tokenizer, choice = _load(model_path, section.model)
     data = load_from_disk(str(dataset_dir / "data"))
     args = {**sft_defaults(cuda, tiny, layout, seed), **section.sft}
     report = _preflight(model, tokenizer, choice, data, args, section)
     key = training_key(dataset_dir, section)
-    return Prepared(layout, section, key, model, tokenizer, choice, data, args, report, cuda)
+    return Prepared(layout, section, key, model_path, model, tokenizer, choice, data, args, report, cuda)
 
 
 def _load(model_path: str, name: str):
@@ -290,6 +296,7 @@ def summarize(p: Prepared, trainer, result, wall: float, resumed: bool) -> dict[
     summary = {
         "key": p.key,
         "model": p.section.model,
+        "base": p.base,
         "chat_template": p.template.message,
         "device": "cuda" if p.cuda else "cpu",
         "steps": trainer.state.global_step,
@@ -321,9 +328,10 @@ def train_model(
     resume: bool = False,
     on_progress: Callable[[int, int, dict], None] | None = None,
     on_preflight: Callable[[Any], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """prepare -> (preflight shown) -> fit -> summarize."""
-    prepared = prepare(path, overrides or [], fresh=not resume and not preflight_only)
+    prepared = prepare(path, overrides or [], fresh=not resume and not preflight_only, notify=notify)
     if on_preflight is not None:
         on_preflight(prepared.preflight)
     if preflight_only:

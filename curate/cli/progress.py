@@ -142,6 +142,7 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
             resume=resume,
             on_progress=on_progress,
             on_preflight=on_preflight,
+            notify=lambda message: progress.console.print(f"[dim]{message}[/]"),
         )
     if int(os.environ.get("RANK", "0")) != 0:
         return result
@@ -183,8 +184,9 @@ def eval_with_progress(console, model_dir, dataset_dir, eval_dir, baseline, prom
             dataset_dir,
             eval_dir,
             baseline=baseline,
-            prompts=prompts,
+            prompts=[*map(Path, section.prompts), *([Path(prompts)] if prompts else [])],
             max_new_tokens=max_new_tokens or section.max_new_tokens,
+            budgets=section.budgets,
             batch_size=batch_size or section.batch_size,
             targets=section.targets,
             on_phase=on_phase,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,15 @@ class GenerateContext:
     rejects: list[dict[str, Any]] = field(default_factory=list)  # what a generator could not make, and why
     llm: Any = None  # the run's LLMRuntime, when a generator uses the LLM
     llm_rows: int = 0  # LLM requests made for examples (the denominator of the failure ratio)
+    held_out: frozenset[str] = frozenset()  # doc_ids of the held-out documents: nothing of them trains
+    notes: list[str] = field(default_factory=list)  # for stats.json and the dataset card
+
+    def is_held_out(self, row: dict[str, Any]) -> bool:
+        return row["doc_id"] in self.held_out
+
+    def training_documents(self, config: GeneratorConfig) -> list[dict[str, Any]]:
+        """The generator's documents outside the held-out set: the only ones a training example may quote."""
+        return [d for d in self.documents_for(config) if not self.is_held_out(d)]
 
     def reject(self, kind: str, reason: str, detail: str, *, id: str = "", row: dict[str, Any] | None = None) -> None:
         self.rejects.append(
@@ -168,6 +178,14 @@ def get_generator(kind: str) -> Generator:
     return GENERATORS[kind]
 
 
+def held_out(items: list[str], fraction: float, *key: str) -> set[str]:
+    """A seeded share of ``items`` for test: none of a single item (it must also train), else at least one."""
+    if len(items) < 2:
+        return set()
+    ranked = sorted(items, key=lambda item: short_hash(*key, item))
+    return set(ranked[: max(1, min(len(items) - 1, math.floor(fraction * len(items) + 0.5)))])
+
+
 def section_topic(row: dict[str, Any], separator: str = " > ") -> str:
     """What a section is about: its last heading, or the document title when it has none."""
     return row["section"].split(separator)[-1] if row["section"] else row["title"]
@@ -186,13 +204,15 @@ def examples_per_document(
     extra_meta: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """For each document row that ``variables_for`` accepts: ``config.per_doc`` templates drawn with a seed
-    from (kind, row id), one example each, grounded in that row and grouped by its document."""
+    from (kind, row id), one example each, grounded in that row and grouped by its document. The prompt carries
+    the document, so a held-out document's examples are test and the others train (``meta.holdout``)."""
     out = []
     for row in ctx.documents_for(config):
         variables = variables_for(row, config)
         if variables is None:
             continue
         rng = ctx.rng(kind, row["id"])
+        meta = {"section": row["section"], "holdout": ctx.is_held_out(row), **(extra_meta or {})}
         for spec in pick(rng, specs, config.per_doc):
             example = ctx.example(
                 kind,
@@ -200,7 +220,7 @@ def examples_per_document(
                 {**variables, "variant": rng.randrange(1_000_000)},
                 source_ids=[row["id"]],
                 group=row["doc_id"],
-                meta={"section": row["section"], **(extra_meta or {})},
+                meta=meta,
             )
             if example:
                 out.append(example)

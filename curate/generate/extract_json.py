@@ -1,6 +1,10 @@
 """extract_json: structured-output examples. The prompt gives a document (a ticket, a table row, a spec) and
 asks for an object of a user-supplied JSON Schema; the response is JSON that validates against it, always.
 
+Request families are the kind's templates (the instruction in the system prompt, in the user turn only, after
+the record, ...): a seeded ``holdout`` share of them asks only about records of held-out documents, for test;
+the others ask about the other records, for training.
+
 Offline, objects are filled from structured content found in the documents, never invented:
 
 - record fields of .jsonl/.csv inputs (``meta.fields``) with the record's id and title;
@@ -26,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, register_generator
+from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, held_out, pick, register_generator
 from curate.generate.llm_gen import failure_reason
 from curate.rows import loads_obj
 from curate.text import markdown_blocks
@@ -63,12 +67,17 @@ def schema_name(path: str, schema: dict[str, Any]) -> str:
 class ExtractJSONConfig(LLMBackend, GeneratorConfig):
     kind: str = Field("extract_json", pattern="^extract_json$")
     schemas: list[str] = Field(min_length=1, description="JSON Schema files or globs (object schemas).")
-    schema_in: Literal["system", "user"] = Field("system", description="Where the prompt shows the schema.")
+    schema_in: Literal["system", "user"] = Field(
+        "system", description="Where extract_json.extract shows the schema (the other families have their place)."
+    )
     show: Literal["schema", "name"] = Field(
         "schema", description="Show the whole schema, or only its name (a format the model learns by name)."
     )
     min_coverage: float = Field(0.5, gt=0.0, le=1.0, description="Share of properties a record must fill.")
     per_record: int = Field(1, ge=1, description="Examples per record and schema, each from another template.")
+    holdout: float = Field(
+        0.3, gt=0.0, lt=1.0, description="Share of request families (templates) that only ask about held-out records."
+    )
     _schemas: dict[str, tuple[str, dict[str, Any]]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
@@ -212,6 +221,9 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
 
     schemas = config.loaded
     validators = {name: validator_for(s)(s) for name, s in schemas.items()}
+    # Request families (templates): held-out ones ask for the records of held-out documents, the others train.
+    held = held_out([spec.name for spec in specs], config.holdout, str(ctx.seed), "extract_json", "families")
+    families = {True: [s for s in specs if s.name in held], False: [s for s in specs if s.name not in held]}
     jobs = []  # (row, record label, text shown, schema name, object)
     for row in ctx.documents_for(config):
         for label, record, shown in records_of(row):
@@ -244,7 +256,8 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
             ctx.reject("extract_json", "schema_invalid", f"{label} as {name}: {where}: {errors[0].message}", id=label)
             continue
         rng = ctx.rng("extract_json", name, label)
-        for spec in rng.sample(specs, min(config.per_record, len(specs))):
+        test = ctx.is_held_out(row)
+        for spec in pick(rng, families[test] or specs, config.per_record):
             variables = {
                 "schema_name": name,
                 "schema_json": json.dumps(schemas[name], indent=2, ensure_ascii=False),
@@ -255,7 +268,7 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
                 "title": row["title"],
                 "variant": rng.randrange(1_000_000),
             }
-            meta = {"schema": name, "record": label, "filled": found, "section": row["section"]}
+            meta = {"schema": name, "record": label, "filled": found, "section": row["section"], "holdout": test}
             if config.uses_llm():
                 meta.update(model=ctx.llm.settings.model, writer="prompt.extract_json")
             example = ctx.example(

@@ -49,11 +49,11 @@ def write_and_judge(
     writer: str,
     writer_variables: set[str],
     schema: dict[str, Any],
-    to_pairs: Callable[[dict[str, Any], Any], list[tuple[str, str]]],
+    to_pairs: Callable[[dict[str, Any], Any], list[tuple[str, str, dict[str, Any]]]],
     judge: str = "prompt.judge_grounding",
 ) -> list[dict[str, Any]]:
     """For each item ``{variables, source, source_ids, group, meta}``: the writer's JSON answer, turned into
-    (user, assistant) pairs by ``to_pairs(item, value)``, each kept only when the judge passes it."""
+    (user, assistant, extra meta) triples by ``to_pairs(item, value)``, each kept only when the judge passes it."""
     rt = ctx.llm
     renderer = Renderer()
     write_spec = prompt_template(ctx.templates, writer, writer_variables)
@@ -66,15 +66,15 @@ def write_and_judge(
         if isinstance(answer, Exception):
             ctx.reject(kind, failure_reason(answer), f"{item['label']}: {answer}", id=item["label"])
             continue
-        candidates += [(item, user, assistant) for user, assistant in to_pairs(item, answer.value)]
+        candidates += [(item, user, assistant, extra) for user, assistant, extra in to_pairs(item, answer.value)]
     judge_requests = [
         prompt_messages(renderer, judge_spec, {"source": item["source"], "question": user, "answer": assistant})
-        for item, user, assistant in candidates
+        for item, user, assistant, _ in candidates
     ]
     ctx.llm_rows += len(judge_requests)
     verdicts = rt.map(lambda messages: rt.client.chat_json(messages, JUDGE_SCHEMA, "verdict"), judge_requests)
     out = []
-    for (item, user, assistant), verdict in zip(candidates, verdicts, strict=True):
+    for (item, user, assistant, extra), verdict in zip(candidates, verdicts, strict=True):
         label = f"{item['label']}: {user[:80]!r}"
         if isinstance(verdict, Exception):
             ctx.reject(kind, failure_reason(verdict), f"{label}: judge: {verdict}", id=item["label"])
@@ -94,6 +94,7 @@ def write_and_judge(
             continue
         meta = {
             **item.get("meta", {}),
+            **extra,
             "model": rt.settings.model,
             "writer": write_spec.ref,
             "judge": {"template": judge_spec.ref, **v},
@@ -145,5 +146,5 @@ def rewrite_answers(
         writer=writer,
         writer_variables=writer_variables,
         schema=schema,
-        to_pairs=lambda item, value: [(item["user"], value[field])],
+        to_pairs=lambda item, value: [(item["user"], value[field], {})],
     )

@@ -1,4 +1,10 @@
-"""qa: a question built from a section's heading path and title; the answer is the grounded section text."""
+"""qa: closed-book questions built from a section's heading path and title; the answer is the section text.
+
+Closed book, a question about a document training never showed can only be answered by inventing. So qa makes
+nothing from held-out documents, and tests on *held-out question templates* (a seeded ``holdout`` share of the
+kind's templates) about sections of the other documents, which training covers through its other templates:
+``per_doc`` training questions per section, and one test question.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from curate.generate.base import (
     GenerateContext,
     GeneratorConfig,
     LLMBackend,
-    examples_per_document,
+    held_out,
+    pick,
     register_generator,
     section_topic,
 )
@@ -22,6 +29,9 @@ class QAConfig(LLMBackend, GeneratorConfig):
     )
     min_words: int = Field(
         15, ge=1, description="Sections with fewer words give no question: too little to answer from."
+    )
+    holdout: float = Field(
+        0.3, gt=0.0, lt=1.0, description="Share of question templates held out: each section's test question."
     )
 
 
@@ -56,23 +66,56 @@ def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
     """Questions from heading path and title; the answer is the section text, grounded in the document."""
     if config.uses_llm():
         return _llm_qa(ctx, config)
-    return examples_per_document(ctx, "qa", config, specs, qa_variables)
+    held = held_out([s.name for s in specs], config.holdout, str(ctx.seed), "qa", "templates")
+    train_specs = [s for s in specs if s.name not in held]
+    test_specs = [s for s in specs if s.name in held]
+    out = []
+    for row in ctx.training_documents(config):
+        variables = qa_variables(row, config)
+        if variables is None:
+            continue
+        rng = ctx.rng("qa", row["id"])
+        chosen = [(s, False) for s in pick(rng, train_specs, config.per_doc)] + [
+            (s, True) for s in pick(rng, test_specs, 1)
+        ]
+        for spec, test in chosen:
+            example = ctx.example(
+                "qa",
+                spec,
+                {**variables, "variant": rng.randrange(1_000_000)},
+                source_ids=[row["id"]],
+                group=row["doc_id"],
+                meta={"section": row["section"], "holdout": test},
+            )
+            if example:
+                out.append(example)
+    skipped = sum(1 for row in ctx.documents_for(config) if ctx.is_held_out(row))
+    if skipped:
+        ctx.notes.append(f"qa: no closed-book question from the {skipped} sections of held-out documents")
+    return out
 
 
 def _llm_qa(ctx: GenerateContext, config: QAConfig) -> list[dict]:
     """Questions a user of these docs would ask, written by the LLM, each answer judged against the chunk."""
     from curate.generate.llm_gen import write_and_judge
 
+    n = config.per_doc + 1  # the last question of each section is its test question
+
+    def to_pairs(item, value):
+        pairs = value["pairs"][:n]
+        return [(p["question"], p["answer"], {"holdout": len(pairs) > 1 and i == len(pairs) - 1})
+                for i, p in enumerate(pairs)]  # fmt: skip
+
     items = [
         {
             "label": row["id"],
-            "variables": {"title": row["title"], "section": row["section"], "text": row["text"], "n": config.per_doc},
+            "variables": {"title": row["title"], "section": row["section"], "text": row["text"], "n": n},
             "source": row["text"],
             "source_ids": [row["id"]],
             "group": row["doc_id"],
             "meta": {"section": row["section"]},
         }
-        for row in ctx.documents_for(config)
+        for row in ctx.training_documents(config)
         if qa_variables(row, config) is not None
     ]
     schema = {
@@ -96,5 +139,5 @@ def _llm_qa(ctx: GenerateContext, config: QAConfig) -> list[dict]:
     return write_and_judge(
         ctx, "qa", config, items,
         writer="prompt.qa_write", writer_variables={"title", "section", "text", "n"}, schema=schema,
-        to_pairs=lambda item, value: [(p["question"], p["answer"]) for p in value["pairs"][: config.per_doc]],
+        to_pairs=to_pairs,
     )  # fmt: skip

@@ -63,24 +63,34 @@ class SectionIndex:
 def generate_near_miss(ctx: GenerateContext, config: NearMissConfig, specs) -> list[dict]:
     """Allowed requests that look like a refusal category, answered helpfully from the documents."""
     policy, out = config.loaded, []
-    index = SectionIndex(ctx.documents_for(config))
+    # Training answers never quote a held-out document; test answers (never trained on) may.
+    indexes = {False: SectionIndex(ctx.training_documents(config)), True: SectionIndex(ctx.documents_for(config))}
     for category in policy.categories:
         for n, near in enumerate(category.near_misses):
-            row = index.best(near.topic, config.min_match)
-            if row is None:
+            rows = {test: index.best(near.topic, config.min_match) for test, index in indexes.items()}
+            where = f"{category.name}.near_misses.{n}: no document section matches topic {near.topic!r}"
+            if rows[True] is None:
                 ctx.reject(
                     "benign_near_miss",
                     "near_miss_ungrounded",
-                    f"{category.name}.near_misses.{n}: no document section matches topic {near.topic!r}; "
-                    "add the documentation that answers it or change the topic",
+                    f"{where}; add the documentation that answers it or change the topic",
                 )
                 continue
+            if rows[False] is None:
+                ctx.reject(
+                    "benign_near_miss",
+                    "near_miss_ungrounded",
+                    f"{where} outside the held-out documents, so it has test examples only",
+                )
             scope = f"{category.name}/n{n}"
             share = max(2, config.per_category // max(len(category.near_misses), 1))
             per = config.model_copy(update={"per_category": share})
             for i, item in enumerate(
                 filled_distinct(near.requests, near.slots, scope=scope, config=per, seed=ctx.seed)
             ):
+                row = rows[item.holdout]
+                if row is None:
+                    continue
                 rng = ctx.rng("benign_near_miss", scope, item.text)
                 variables = {
                     "request": item.text,

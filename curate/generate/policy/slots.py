@@ -13,6 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from curate.generate.base import held_out
 from curate.generate.policy.model import slot_names
 from curate.rows import short_hash
 
@@ -31,14 +32,6 @@ class Filled:
     holdout: bool  # a held-out family filled with held-out values: the test split's
 
 
-def _held_out(items: list[str], fraction: float, *key: str) -> set[str]:
-    """A seeded share of ``items`` for test: none of a single item (it must also train), else at least one."""
-    if len(items) < 2:
-        return set()
-    ranked = sorted(items, key=lambda item: short_hash(*key, item))
-    return set(ranked[: max(1, min(len(items) - 1, math.floor(fraction * len(items) + 0.5)))])
-
-
 def fill_slots(
     templates: list[str], slots: dict[str, list[str]], *, scope: str, count: int, holdout: float, seed: int
 ) -> list[Filled]:
@@ -46,8 +39,8 @@ def fill_slots(
 
     Train combinations use only the other templates and values, so the two sides share no family and no value
     of a slot with several values. Templates take turns (round robin), so every phrasing is used."""
-    held_templates = _held_out([str(i) for i in range(len(templates))], holdout, str(seed), scope, "templates")
-    held_values = {name: _held_out(values, holdout, str(seed), scope, name) for name, values in slots.items()}
+    held_templates = held_out([str(i) for i in range(len(templates))], holdout, str(seed), scope, "templates")
+    held_values = {name: held_out(values, holdout, str(seed), scope, name) for name, values in slots.items()}
     rng = random.Random(short_hash(str(seed), scope, "fill"))
     pools: dict[bool, list[list[Filled]]] = {True: [], False: []}
     for i, template in enumerate(templates):

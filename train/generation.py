@@ -1,0 +1,155 @@
+"""Greedy, batched generation for evaluation, with a resumable cache per model.
+
+- **Budgets per kind.** A refusal or an abstention is decided in its first few dozen tokens, a JSON object needs
+  room for its schema, and an answer to compare with a reference needs more: each item is generated with its
+  kind's budget (``eval.budgets``), never more than ``eval.max_new_tokens``. Items are batched with others of the
+  same budget and similar length (less padding), and a sequence stops at its end-of-turn token.
+- **The cache.** Outputs are appended, batch by batch, to ``<cache_dir>/<model fingerprint>.jsonl`` under a key
+  of the prompt's messages, the budget and the generation settings. An interrupted eval resumes where it
+  stopped; a re-run generates nothing. The untrained base's cache lives in the user cache
+  (``<user cache>/generations``), so every run and recipe on the same base reuses its outputs. Scores are always
+  recomputed from the outputs, so a change of scoring never needs a new generation.
+- **Fingerprints.** A folder converted from a GGUF is known by the file's sha256; any other by a hash of the
+  content of its files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from curate.errors import TrainError
+
+GENERATION_VERSION = 2  # bump when generation itself changes (stopping, decoding), never for scoring
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    from train.gguf import SOURCE_FILE
+
+    source = model_dir / SOURCE_FILE
+    if source.is_file():
+        return f"gguf-{json.loads(source.read_text())['sha256'][:24]}"
+    h = hashlib.sha256()
+    for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
+        h.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:24]
+
+
+def generation_key(messages: list[dict[str, str]], budget: int) -> str:
+    body = json.dumps([messages, budget, "greedy", GENERATION_VERSION], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+
+
+def load_model(model_dir: Path, threads: int = 1):
+    """(model in eval mode, tokenizer padding on the left) from a folder, through from_pretrained."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as err:
+        raise TrainError(f"cannot load the model in {model_dir} ({err}); train first or give a model folder") from None
+    model.eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not torch.cuda.is_available():
+        torch.set_num_threads(threads)
+    return model, tokenizer
+
+
+def generate(
+    model_dir: Path,
+    prompts: dict[str, tuple[list[dict[str, str]], int]],
+    *,
+    batch_size: int,
+    cache_dir: Path,
+    prefix: str = "",
+    on_batch: Callable[[int], None] | None = None,
+    threads: int = 1,
+) -> dict[str, str]:
+    """{prompt id: generated text} for ``prompts`` ({id: (messages, budget)}), greedy; resumes from the cache
+    ``<cache_dir>/<prefix><model fingerprint>.jsonl``."""
+    import torch
+
+    cache = cache_dir / f"{prefix}{model_fingerprint(model_dir)}.jsonl"
+    done = read_cache(cache)
+    keys = {pid: generation_key(messages, budget) for pid, (messages, budget) in prompts.items()}
+    todo = sorted({keys[pid]: pid for pid in prompts if keys[pid] not in done}.items())
+    if on_batch:
+        on_batch(len(prompts) - sum(1 for pid in prompts if keys[pid] not in done))
+    if todo:
+        model, tokenizer = load_model(model_dir, threads)
+        texts = {
+            key: tokenizer.apply_chat_template(prompts[pid][0], tokenize=False, add_generation_prompt=True)
+            for key, pid in todo
+        }
+        # Same budget and similar lengths together: one max_new_tokens per batch, and less padding.
+        todo.sort(key=lambda kp: (prompts[kp[1]][1], len(texts[kp[0]]), kp[0]))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        waiting = {key: [pid for pid in prompts if keys[pid] == key] for key, _ in todo}
+        with open(cache, "a", encoding="utf-8") as out, torch.inference_mode():
+            for batch in _batches(todo, prompts, batch_size):
+                enc = tokenizer(
+                    [texts[key] for key, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False
+                )
+                generated = model.generate(
+                    **enc,
+                    max_new_tokens=prompts[batch[0][1]][1],
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+                new = generated[:, enc["input_ids"].shape[1] :]
+                for (key, _), ids in zip(batch, new, strict=True):
+                    done[key] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                    out.write(json.dumps({"id": key, "output": done[key]}, ensure_ascii=False) + "\n")
+                out.flush()
+                if on_batch:
+                    on_batch(sum(len(waiting[key]) for key, _ in batch))
+    return {pid: done[keys[pid]] for pid in prompts}
+
+
+def _batches(todo: list[tuple[str, str]], prompts: dict[str, Any], size: int):
+    batch: list[tuple[str, str]] = []
+    for item in todo:
+        if batch and (len(batch) == size or prompts[item[1]][1] != prompts[batch[0][1]][1]):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def read_cache(cache: Path) -> dict[str, str]:
+    """{generation key: output} already generated. A line torn by a kill mid-write is dropped (it is generated
+    again) and the file rewritten without it, so the next append starts on a line of its own."""
+    if not cache.exists():
+        return {}
+    text = cache.read_text(encoding="utf-8")
+    rows, torn = [], not text.endswith("\n") and bool(text)
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            torn = True
+    if torn:
+        write_atomic(cache, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return {r["id"]: r["output"] for r in rows}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
