@@ -2,9 +2,9 @@
 
     python sample_data/make_documents.py
 
-The PDF is written by a minimal PDF writer (text only, Helvetica, one content stream per page) so that the
-file needs no PDF library to make and carries a real text layer with a running header and footer on every
-page. The DOCX is written with python-docx (headings, a bulleted list, a numbered list and a table); its
+The PDF is written by a minimal PDF writer (text only, Helvetica with bold Helvetica headings set larger, one
+content stream per page) so that the file needs no PDF library to make and carries a real text layer with a
+running header and footer on every page. The DOCX is written with python-docx (headings, a bulleted list, a numbered list and a table); its
 timestamps are fixed so the bytes do not change. The tests build their fixtures with the same functions.
 """
 
@@ -24,9 +24,22 @@ def _pdf_string(text: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
+# A line written as "# Title" or "## Section" is set as a heading: (font, size, leading) per level; body text is
+# 11pt Helvetica. The "#" marks are not printed: the reader has to find headings from the type alone.
+PDF_STYLES = {0: (b"/F1", 11, 14), 1: (b"/F2", 18, 26), 2: (b"/F2", 14, 22), 3: (b"/F2", 11, 16)}
+
+
+def _pdf_line(line: str) -> bytes:
+    level = len(line) - len(line.lstrip("#")) if line.startswith("#") and line.lstrip("#").startswith(" ") else 0
+    font, size, leading = PDF_STYLES[min(level, 3)]
+    text = line.lstrip("#").strip() if level else line
+    return b"%s %d Tf %d TL T* " % (font, size, leading) + _pdf_string(text) + b" Tj"
+
+
 def pdf_bytes(pages: list[list[str]], title: str = "", header: str = "", footer: str = "") -> bytes:
-    """A text-only PDF: each page a list of lines; ``header`` and ``footer`` (with {page} and {pages}) on every
-    page. A page with no lines and no header/footer has no text layer (a stand-in for a scanned page)."""
+    """A text-only PDF: each page a list of lines ("# " and "## " lines are bold headings); ``header`` and
+    ``footer`` (with {page} and {pages}) on every page. A page with no lines and no header/footer has no text
+    layer (a stand-in for a scanned page)."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -36,13 +49,12 @@ def pdf_bytes(pages: list[list[str]], title: str = "", header: str = "", footer:
     catalog = add(b"")  # filled in below, once the page tree exists
     pages_id = add(b"")
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    bold = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>")
     page_ids = []
     for number, lines in enumerate(pages, start=1):
         ops = [b"BT /F1 9 Tf 72 760 Td", _pdf_string(header.format(page=number, pages=len(pages))) + b" Tj ET"] if header else []
         if lines:
-            ops += [b"BT /F1 11 Tf 14 TL 72 720 Td"]
-            ops += [_pdf_string(line) + b" Tj T*" for line in lines]
-            ops += [b"ET"]
+            ops += [b"BT 72 734 Td"] + [_pdf_line(line) for line in lines] + [b"ET"]
         if footer:
             ops += [b"BT /F1 9 Tf 72 40 Td", _pdf_string(footer.format(page=number, pages=len(pages))) + b" Tj ET"]
         stream = b"\n".join(ops)
@@ -50,7 +62,7 @@ def pdf_bytes(pages: list[list[str]], title: str = "", header: str = "", footer:
         page_ids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, content, font)
+                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> >>" % (pages_id, content, font, bold)
             )
         )
     kids = b" ".join(b"%d 0 R" % p for p in page_ids)
@@ -73,29 +85,29 @@ def pdf_bytes(pages: list[list[str]], title: str = "", header: str = "", footer:
 
 QUICK_START = [
     [
-        "Trailhead 2 Tent Quick Start",
+        "# Trailhead 2 Tent Quick Start",
         "",
         "This guide gets you from the box to a pitched tent in about five minutes.",
         "Read it once at home and pitch the tent in your garden before your first trip.",
         "",
-        "Before you leave home",
+        "## Before you leave home",
         "Check that the bag holds the inner tent, the rain fly, the hub pole set,",
         "ten stakes and four guylines. Seal the seams only if the fly is older than",
         "five years; new flies are taped at the factory.",
     ],
     [
-        "Pitching in wind",
+        "## Pitching in wind",
         "Stake the windward corners first and keep the fly packed until the inner",
         "tent stands. Point the narrow end into the wind and tension the guylines",
         "at an angle of about 45 degrees. In gusts above 60 km/h, add the two",
         "extra stakes to the vestibule tie-outs.",
         "",
-        "Striking the tent",
+        "## Striking the tent",
         "Shake out sand and leaves, fold the poles from the middle outwards and",
         "dry the fly at home within 24 hours to protect its coating.",
     ],
     [
-        "Spare parts and repairs",
+        "## Spare parts and repairs",
         "Replacement pole sections, stakes and zip sliders are free during the",
         "lifetime warranty. Order them from the repair centre with your order",
         "number. A cracked pole can be splinted with the repair sleeve until then.",
@@ -164,6 +176,62 @@ def _travel_policy(document) -> None:
         "Your manager approves it, and payment follows with the next salary run.",
     ):
         document.add_paragraph(step, style="List Number")
+
+
+def _word_list(document, num_id: int, formats: tuple[str, ...]) -> None:
+    """Add list numbering ``num_id`` to the document, as Word writes it: an abstract numbering with one format
+    per level (decimal, lowerLetter, bullet, ...) and a ``w:num`` that points at it."""
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    numbering = document.part.numbering_part.element
+    levels = "".join(
+        f'<w:lvl w:ilvl="{i}"><w:start w:val="1"/><w:numFmt w:val="{fmt}"/><w:lvlText w:val="%{i + 1}."/></w:lvl>'
+        for i, fmt in enumerate(formats)
+    )
+    abstract = parse_xml(f'<w:abstractNum {nsdecls("w")} w:abstractNumId="{num_id}">{levels}</w:abstractNum>')
+    numbering.insert(0, abstract)  # abstract numberings come before the w:num elements
+    numbering.append(
+        parse_xml(f'<w:num {nsdecls("w")} w:numId="{num_id}"><w:abstractNumId w:val="{num_id}"/></w:num>')
+    )
+
+
+def _list_item(document, text: str, num_id: int, level: int = 0) -> None:
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    para = document.add_paragraph(text, style="List Paragraph")
+    para._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>')
+    )
+
+
+def warranty_procedure(document) -> None:
+    """A Word document with the list numbering Word itself writes (numbered paragraphs in the List Paragraph
+    style, a lettered sub-list, a second list that starts again at 1) and a table with merged cells: the test
+    document for the DOCX reader."""
+    _word_list(document, 90, ("decimal", "lowerLetter"))
+    _word_list(document, 91, ("decimal",))
+    document.add_heading("Warranty claims", level=1)
+    _list_item(document, "Find the serial number.", 90)
+    _list_item(document, "On the tent bag.", 90, 1)
+    _list_item(document, "On the inner tent label.", 90, 1)
+    _list_item(document, "Fill in the claim form.", 90)
+    _list_item(document, "Is it the fly or the inner tent?", 90, 1)
+    document.add_paragraph("Then send the part back:")
+    _list_item(document, "Pack it dry.", 91)
+    _list_item(document, "Print the label.", 91)
+    table = document.add_table(rows=4, cols=3)
+    for row, cells in zip(
+        table.rows,
+        (("Part", "Warranty", "Notes"), ("Poles", "Lifetime", ""), ("Fly", "2 years", "Seams taped"),
+         ("Inner tent", "", "Mesh")),
+        strict=True,
+    ):
+        for cell, text in zip(row.cells, cells, strict=True):
+            cell.text = text
+    table.cell(1, 1).merge(table.cell(1, 2))  # "Lifetime" across Warranty and Notes
+    table.cell(2, 1).merge(table.cell(3, 1))  # "2 years" for the fly and the inner tent
 
 
 ESCALATION = """From: Support Team <support@acme-outdoor.example>

@@ -201,3 +201,98 @@ def test_sample_pdf_and_docx_are_reproducible(tmp_path):
 def test_empty_files_of_each_format(tmp_path, name):
     write(tmp_path / name, b"")
     assert [r["reason"] for r in read(tmp_path).rejects] == ["empty_file"]
+
+
+def test_pdf_headings_come_from_type_size_and_weight(tmp_path):
+    require("pypdf")
+    pages = [
+        [
+            "# Returns Guide",
+            "You can return items within 60 days of delivery.",
+            "### Refund timing",
+            "Refunds take 5 to 10 days.",
+            "### This bold line is a sentence, so not a heading.",
+            "More body text here.",
+        ],
+        ["## Exchanges and", "## replacements", "We do not process direct exchanges.", "Order the item again."],
+    ]
+    write(tmp_path / "guide.pdf", pdf_bytes(pages))
+    row = one(tmp_path / "guide.pdf")
+    lines = row["text"].splitlines()
+    # 18pt is level 1, 14pt level 2, bold at the 11pt body size level 3; a wrapped heading is joined.
+    assert "# Returns Guide" in lines and "### Refund timing" in lines and "## Exchanges and replacements" in lines
+    assert "This bold line is a sentence, so not a heading." in lines
+    assert json.loads(row["meta"])["headings"] == 3 and row["title"] == "Returns Guide"
+    chunk = get_stage("chunk.sections")
+    kept, _ = run_stage_in_memory(chunk, chunk.config(), [row])
+    assert [r["section"] for r in kept] == [
+        "Returns Guide",
+        "Returns Guide > Refund timing",
+        "Returns Guide > Exchanges and replacements",
+    ]
+
+
+def test_pdf_set_all_in_one_type_or_all_bold_has_no_headings(tmp_path):
+    require("pypdf")
+    write(tmp_path / "plain.pdf", pdf_bytes(PAGES))
+    write(tmp_path / "bold.pdf", pdf_bytes([["### " + line for line in page if line] for page in PAGES]))
+    for name in ("plain.pdf", "bold.pdf"):
+        row = one(tmp_path / name)
+        assert "#" not in row["text"].replace("<!-- page", "") and json.loads(row["meta"])["headings"] == 0
+
+
+def test_pdf_text_size_includes_the_text_matrix():
+    from curate.readers.pdf import _size
+
+    identity = [1, 0, 0, 1, 0, 0]
+    assert _size(1, identity, [18, 0, 0, 18, 72, 700]) == 18  # "1 Tf" and a Tm that scales by 18
+    assert _size(12, [2, 0, 0, 2, 0, 0], identity) == 24  # a page drawn at twice the size
+    assert _size(10, identity, [0, 10, -10, 0, 0, 0]) == 100  # rotated text keeps its height
+
+
+def test_sample_manual_chunks_carry_its_heading_path():
+    from sample_data.make_documents import HERE
+
+    row = one(HERE / "docs" / "manuals" / "trailhead-2-quick-start.pdf")
+    chunk = get_stage("chunk.sections")
+    kept, _ = run_stage_in_memory(chunk, chunk.config(), [row])
+    assert [r["section"] for r in kept] == [
+        "Trailhead 2 Tent Quick Start",
+        "Trailhead 2 Tent Quick Start > Before you leave home",
+        "Trailhead 2 Tent Quick Start > Pitching in wind",
+        "Trailhead 2 Tent Quick Start > Striking the tent",
+        "Trailhead 2 Tent Quick Start > Spare parts and repairs",
+    ]
+
+
+def test_docx_word_list_numbering_and_merged_cells(tmp_path):
+    require("docx")
+    from sample_data.make_documents import warranty_procedure
+
+    write(tmp_path / "warranty.docx", docx_bytes(warranty_procedure))
+    assert one(tmp_path / "warranty.docx")["text"] == (
+        "# Warranty claims\n\n"
+        "1. Find the serial number.\n   a. On the tent bag.\n   b. On the inner tent label.\n"
+        "2. Fill in the claim form.\n   a. Is it the fly or the inner tent?\n\n"  # the sub-list starts again
+        "Then send the part back:\n\n"
+        "1. Pack it dry.\n2. Print the label.\n\n"  # a second list numbers from 1
+        "| Part | Warranty | Notes |\n| --- | --- | --- |\n"
+        "| Poles | Lifetime |  |\n"  # merged across two columns: once
+        "| Fly | 2 years | Seams taped |\n"
+        "| Inner tent |  | Mesh |"  # merged down two rows: once
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "numbers", "labels"),
+    [
+        ("lowerLetter", [1, 2, 26, 27], ["a.", "b.", "z.", "aa."]),
+        ("upperRoman", [1, 4, 9, 14], ["I.", "IV.", "IX.", "XIV."]),
+        ("bullet", [1, 2], ["-", "-"]),
+        ("chineseCounting", [3], ["3."]),  # a format Markdown has no form for: decimal
+    ],
+)
+def test_docx_list_labels(fmt, numbers, labels):
+    from curate.readers.office import _list_label
+
+    assert [_list_label(fmt, n) for n in numbers] == labels

@@ -170,3 +170,167 @@ def test_jsonl_streams_in_any_encoding(tmp_path, encoding):
     result = read(tmp_path)
     assert [r["text"] for r in result.rows] == [f"Café déjà vu number {i}" for i in range(3)]
     assert json.loads(result.rows[0]["meta"])["encoding"] == encoding
+
+
+def test_a_file_deleted_after_discovery_is_a_reject_not_a_crash(tmp_path):
+    from curate.readers import fingerprint_files
+
+    write(tmp_path / "kept.md", "# Kept\n\nStill here.")
+    write(tmp_path / "gone.md", "# Gone\n\nDeleted before it was read.")
+    files = discover([str(tmp_path)])
+    (tmp_path / "gone.md").unlink()
+    assert fingerprint_files(files)  # the checkpoint key still computes
+    result = read_documents(files, FieldsSection())
+    assert [r["source"] for r in result.rows] == ["kept.md"]
+    assert [(r["source"], r["reason"]) for r in result.rejects] == [("gone.md", "unreadable_file")]
+    assert "FileNotFoundError" in result.rejects[0]["detail"]
+
+
+def test_caps_on_size_pages_and_unpacked_parts_are_rejects(tmp_path):
+    import io
+    import zipfile
+
+    from curate.readers.base import ReadOptions
+    from sample_data.make_documents import pdf_bytes
+
+    write(tmp_path / "big.txt", "word " * 1000)
+    write(tmp_path / "long.pdf", pdf_bytes([["page one"], ["page two"], ["page three"]]))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word/document.xml", b"\0" * 50_000)
+    write(tmp_path / "bomb.docx", buffer.getvalue())
+    lines = [json.dumps({"id": f"r{i}", "text": "word " * 20}) for i in range(50)]
+    write(tmp_path / "export.jsonl", "\n".join(lines))  # over the cap, but streamed: never held whole
+    options = ReadOptions(max_file_bytes=2000, max_unpacked_bytes=10_000, max_pages=2)
+    result = read_documents(discover([str(tmp_path)]), FieldsSection(), options=options)
+    reasons = {r["source"]: r["reason"] for r in result.rejects}
+    assert reasons == {"big.txt": "file_too_large", "long.pdf": "too_many_pages", "bomb.docx": "zip_bomb"}
+    assert len(result.rows) == 50
+
+
+def test_a_stray_cp1252_byte_in_utf8_decodes_only_that_byte(tmp_path):
+    # One pasted Windows character (\x96, an en dash in cp1252) in an otherwise UTF-8 file.
+    write(
+        tmp_path / "doc.txt", "Café — déjà vu; refunds ".encode() + b"\x96" + " take 30 days, naïve façade.".encode()
+    )
+    (row,) = read(tmp_path).rows
+    assert row["text"] == "Café — déjà vu; refunds – take 30 days, naïve façade."
+    assert json.loads(row["meta"])["encoding"] == "utf-8+cp1252"
+
+
+def test_jsonl_reads_on_past_an_undecodable_byte(tmp_path):
+    lines = [json.dumps({"id": f"r{i}", "text": f"Café number {i}"}, ensure_ascii=False).encode() for i in range(4)]
+    lines[1] = lines[1].replace(b"number", b"number \x93quoted\x94")  # cp1252 curly quotes, deep in the file
+    write(tmp_path / "t.jsonl", b"\n".join(lines) + b"\n")
+    result = read(tmp_path)
+    assert [r["text"] for r in result.rows] == [
+        "Café number 0",
+        "Café number “quoted” 1",
+        "Café number 2",
+        "Café number 3",
+    ]
+    assert not result.rejects
+
+
+def _sheets(path, frames):
+    import pandas as pd
+
+    engine = "xlwt" if path.suffix == ".xls" else "openpyxl"
+    if engine == "xlwt":  # pandas dropped its xlwt writer; write the legacy format directly
+        import xlwt
+
+        book = xlwt.Workbook()
+        for name, rows in frames.items():
+            sheet = book.add_sheet(name)
+            for r, row in enumerate([list(rows[0])] + [list(x.values()) for x in rows]):
+                for c, value in enumerate(row):
+                    sheet.write(r, c, value)
+        book.save(str(path))
+        return
+    with pd.ExcelWriter(path, engine=engine) as writer:
+        for name, rows in frames.items():
+            pd.DataFrame(rows).to_excel(writer, sheet_name=name, index=False)
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls"])
+def test_spreadsheets_read_every_sheet_as_text_with_sheet_and_row(tmp_path, suffix):
+    _sheets(
+        tmp_path / f"faq{suffix}",
+        {
+            "FAQ": [
+                {"id": "00123", "title": "Refunds", "text": "Refunds take 30 days.", "owner": "ops"},
+                {"id": "00124", "title": "Empty", "text": "", "owner": "ops"},
+            ],
+            "Tickets": [{"id": "T-9", "title": "Late", "text": "Where is order 42?", "owner": ""}],
+        },
+    )
+    result = read(tmp_path)
+    assert [(r["doc_id"], r["title"], r["text"]) for r in result.rows] == [
+        ("00123", "Refunds", "Refunds take 30 days."),  # ids stay text: no 123.0
+        ("T-9", "Late", "Where is order 42?"),
+    ]
+    meta = [json.loads(r["meta"]) for r in result.rows]
+    assert [(m["format"], m["sheet"], m["row"]) for m in meta] == [(suffix[1:], "FAQ", 2), (suffix[1:], "Tickets", 2)]
+    assert meta[0]["fields"] == {"owner": "ops"}
+    (reject,) = result.rejects
+    assert reject["reason"] == "missing_text_field" and "sheet 'FAQ'" in reject["detail"]
+
+
+def test_spreadsheet_sheets_option_picks_sheets_and_names_a_missing_one(tmp_path):
+    from curate.readers.base import ReadOptions
+
+    _sheets(tmp_path / "faq.xlsx", {"FAQ": [{"text": "A"}], "Other": [{"text": "B"}]})
+    files = discover([str(tmp_path)])
+    result = read_documents(files, FieldsSection(), options=ReadOptions(sheets=("Other",)))
+    assert [r["text"] for r in result.rows] == ["B"]
+    result = read_documents(files, FieldsSection(), options=ReadOptions(sheets=("Nope",)))
+    (reject,) = result.rejects
+    assert reject["reason"] == "missing_sheet" and "'Nope'" in reject["detail"] and "FAQ, Other" in reject["detail"]
+
+
+def test_html_keeps_an_articles_header_code_in_list_items_and_nested_tables_once():
+    html = """<html><body><header class="site"><a href="/">Acme home</a></header>
+    <article><header><h1>Reset your router</h1></header><p>Steps:</p>
+    <ol><li>Unplug it.<pre><code>router reset --hard
+router status</code></pre></li><li>Wait.</li></ol>
+    <table><tr><th>Model</th><th>Ports</th></tr>
+    <tr><td>R1</td><td><table><tr><td>LAN</td><td>4</td></tr><tr><td>WAN</td><td>1</td></tr></table></td></tr></table>
+    </article></body></html>"""
+    text, _ = html_to_markdown(html)
+    assert text.startswith("# Reset your router")
+    assert "Acme home" not in text
+    assert "1. Unplug it.\n\n   ```\n   router reset --hard\n   router status\n   ```\n2. Wait." in text
+    assert "| R1 | LAN; 4 / WAN; 1 |" in text
+    assert text.count("WAN") == 1
+
+
+CRAWLED = """<html><head><title>Shipping | Acme</title></head><body>
+<div class="topbar"><a href="/">Home</a> <a href="/p">Products</a></div>
+<div class="menu-wrap"><ul><li><a href="/a">About us</a></li><li><a href="/b">Blog</a></li></ul></div>
+<div id="content"><h1>Shipping times</h1>
+<p>Standard orders ship within two business days from our warehouse in Leeds, and express orders placed before
+noon ship the same day.</p><h2>International</h2>
+<p>International orders take five to ten business days, and customs fees are paid by the recipient.</p></div>
+<div class="related"><h3>Related posts</h3><ul><li><a href="/x">Ten tips for faster checkout</a></li></ul></div>
+<div class="foot">© 2026 Acme Ltd. All rights reserved. Privacy · Terms · Sitemap</div></body></html>"""
+
+
+def test_html_main_content_mode_drops_boilerplate(tmp_path):
+    pytest.importorskip("trafilatura")  # the gristmill[web] extra; CI installs it, so this cannot skip there
+    text, _ = html_to_markdown(CRAWLED, main_content=True)
+    assert "## International" in text and "two business days" in text
+    for chrome in ("About us", "Ten tips", "All rights reserved", "Products"):
+        assert chrome not in text
+    assert "Ten tips" in html_to_markdown(CRAWLED)[0]  # the default mode keeps what is not marked as chrome
+
+
+def test_html_main_content_without_the_web_extra_names_the_install(monkeypatch):
+    import sys
+
+    from pydantic import ValidationError
+
+    from curate.recipe import InputSection
+
+    monkeypatch.setitem(sys.modules, "trafilatura", None)  # import fails as if not installed
+    with pytest.raises(ValidationError, match=r"pip install 'gristmill\[web\]'"):
+        InputSection(paths=["docs"], html_main_content=True)

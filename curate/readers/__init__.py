@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError
-from curate.readers.base import BadRecord, FileRejected, Record, sniff_binary
+from curate.readers.base import BadRecord, FileRejected, ReadOptions, Record, sniff_binary
 from curate.readers.email import read_eml, read_mbox
 from curate.readers.html import read_html
 from curate.readers.office import read_docx, read_pptx
 from curate.readers.pdf import read_pdf
-from curate.readers.tabular import read_csv, read_jsonl
+from curate.readers.tabular import read_csv, read_jsonl, read_spreadsheet
 from curate.readers.text import read_markdown, read_plain
 from curate.rows import make_doc_id, new_document, reject_envelope
 
@@ -35,6 +35,8 @@ READERS: dict[str, Reader] = {
     ".htm": read_html,
     ".jsonl": read_jsonl,
     ".csv": read_csv,
+    ".xlsx": read_spreadsheet,
+    ".xls": read_spreadsheet,
     ".pdf": read_pdf,
     ".docx": read_docx,
     ".pptx": read_pptx,
@@ -42,15 +44,19 @@ READERS: dict[str, Reader] = {
     ".mbox": read_mbox,
 }
 # Binary container formats: NUL bytes are expected, so they skip the binary-file check.
-BINARY_FORMATS = {".pdf", ".docx", ".pptx"}
+BINARY_FORMATS = {".pdf", ".docx", ".pptx", ".xlsx", ".xls"}
 
 READ_STAGE = "read"
+# Bumped whenever a reader's output changes for the same file, so a resumed run does not reuse old reads.
+# 2: UTF-8 with stray cp1252 bytes, spreadsheets, HTML through markdownify, PDF headings, DOCX numbering.
+READ_VERSION = 2
 
 
 @dataclass
 class InputFile:
     path: Path
-    source: str  # relative to the input root, POSIX separators
+    source: str  # relative to the input root, POSIX separators; undecodable bytes of a name as \xNN
+    outside: bool = False  # a link that resolves outside the input root: never read
 
 
 @dataclass
@@ -60,21 +66,29 @@ class ReadResult:
     files: int = 0
 
 
+def display_name(path: str | Path) -> str:
+    """A file name as text that any output takes: its bytes as UTF-8 where they are, ``\\xNN`` where not (a name
+    written in a legacy encoding), so it can be written to JSON and Arrow without an encoding error."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def discover(paths: list[str]) -> list[InputFile]:
-    """Expand files, folders (recursively, skipping hidden entries) and globs; sort by source path."""
+    """Expand files, folders (recursively, skipping hidden entries) and globs; sort by source path. A source is the
+    path as found, relative to the input root; a file that is (or lies behind) a link leading outside that root is
+    marked ``outside`` and becomes an ``outside_input_root`` reject instead of being read."""
     found: list[Path] = []
     roots: list[Path] = []
     for i, entry in enumerate(paths):
         p = Path(entry)
         if p.is_dir():
-            roots.append(p.resolve())
+            roots.append(Path(os.path.abspath(p)))
             found += [
                 f
                 for f in sorted(p.rglob("*"))
                 if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts)
             ]
         elif p.is_file():
-            roots.append(p.resolve().parent)
+            roots.append(Path(os.path.abspath(p.parent)))
             found.append(p)
         else:
             matches = sorted(Path(m) for m in glob.glob(entry, recursive=True) if Path(m).is_file())
@@ -84,29 +98,60 @@ def discover(paths: list[str]) -> list[InputFile]:
                     "fix the path or remove the entry"
                 )
             prefix = entry.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
-            roots.append(Path(prefix if prefix.endswith(("/", os.sep)) else os.path.dirname(prefix) or ".").resolve())
+            base = prefix if prefix.endswith(("/", os.sep)) else os.path.dirname(prefix) or "."
+            roots.append(Path(os.path.abspath(base)))
             found += matches
     if not found:
         raise InputError(f"input.paths {paths} hold no files; point input.paths at your documents")
-    root = Path(os.path.commonpath([str(r) for r in roots]))
-    files = {f.resolve(): InputFile(f, f.resolve().relative_to(root).as_posix()) for f in found}
+    root = os.path.commonpath([str(r) for r in roots])
+    real_root = os.path.realpath(root)
+    files: dict[str, InputFile] = {}
+    for f in found:
+        source = display_name(Path(os.path.relpath(os.path.abspath(f), root)).as_posix())
+        real = os.path.realpath(f)
+        outside = os.path.commonpath([real, real_root]) != real_root
+        files.setdefault(source, InputFile(f, source, outside))
     return sorted(files.values(), key=lambda f: f.source)
 
 
 def fingerprint_files(files: list[InputFile]) -> str:
-    """sha256 over every input's source path and content: the root of every checkpoint key."""
+    """sha256 over every input's source path and content: the root of every checkpoint key. A file that cannot
+    be read (deleted since discovery, unreadable, outside the root) counts by its name and the reason."""
     h = hashlib.sha256()
     for f in files:
-        h.update(f.source.encode() + b"\0" + hashlib.sha256(f.path.read_bytes()).digest())
+        try:
+            digest = b"outside" if f.outside else _file_digest(f.path)
+        except OSError as err:
+            digest = f"unreadable:{type(err).__name__}".encode()
+        h.update(f.source.encode() + b"\0" + digest)
     return h.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
 
 
 # Readers that open the file themselves and stream it (the others get its bytes).
 STREAMING = {read_jsonl, read_mbox}
 
 
-def _read_file(f: InputFile, fields) -> Iterator[Record | BadRecord]:
+def _read_file(f: InputFile, fields, options: ReadOptions) -> Iterator[Record | BadRecord]:
+    if f.outside:
+        raise FileRejected(
+            "outside_input_root",
+            f"a link to {display_name(os.path.realpath(f.path))}, outside the input folder; copy the file in, or "
+            "add its folder to input.paths",
+        )
     size = f.path.stat().st_size
+    reader = READERS.get(f.path.suffix.lower())
+    if size > options.max_file_bytes and reader not in STREAMING:  # a streamed file is never held whole
+        raise FileRejected(
+            "file_too_large", f"{size} bytes, over input.max_file_bytes={options.max_file_bytes}; raise it to read it"
+        )
     with open(f.path, "rb") as handle:
         head = handle.read(65536)
     if not head.strip() and size <= len(head):
@@ -114,29 +159,39 @@ def _read_file(f: InputFile, fields) -> Iterator[Record | BadRecord]:
     suffix = f.path.suffix.lower()
     if suffix not in BINARY_FORMATS and sniff_binary(head):
         raise FileRejected("binary_file", f"binary content ({size} bytes, NUL bytes in the first 8 KiB)")
-    reader = READERS.get(suffix)
     if reader is None:
         known = ", ".join(sorted(READERS))
         raise FileRejected(
             "unsupported_format", f"no reader for {f.path.suffix or 'files without extension'}; known: {known}"
         )
     if reader in STREAMING:
-        yield from reader(f.path, fields=fields)
+        yield from reader(f.path, fields=fields, options=options)
     else:
-        yield from reader(f.path, f.path.read_bytes(), fields=fields)
+        yield from reader(f.path, f.path.read_bytes(), fields=fields, options=options)
 
 
-def iter_documents(files: list[InputFile], fields, limit: int | None = None, on_file=None):
+def _file_reject(f: InputFile, reason: str, detail: str) -> tuple[str, dict[str, Any]]:
+    file_id = make_doc_id(f.source, 0)
+    envelope = reject_envelope(
+        stage=READ_STAGE, reason=reason, detail=detail, row=None, id=file_id, doc_id=file_id, source=f.source
+    )
+    return "reject", envelope
+
+
+def iter_documents(
+    files: list[InputFile], fields, limit: int | None = None, on_file=None, options: ReadOptions | None = None
+):
     """Yield ("row", document row) and ("reject", envelope) in input order, streaming: ``ordinal`` numbers the
-    documents in file then record order. ``on_file`` is called after each file (progress)."""
+    documents in file then record order. ``on_file`` is called after each file (progress). Nothing one file does
+    stops the run: whatever it raises makes it a reject (``reader_error`` with the exception's class)."""
+    options = options or ReadOptions()
     seen: dict[str, str] = {}
     count = 0
     for f in files:
         if limit is not None and count >= limit:
             break
-        file_id = make_doc_id(f.source, 0)
         try:
-            for n, item in enumerate(_read_file(f, fields)):
+            for n, item in enumerate(_read_file(f, fields, options)):
                 if limit is not None and count >= limit:
                     break
                 if isinstance(item, BadRecord):
@@ -176,36 +231,25 @@ def iter_documents(files: list[InputFile], fields, limit: int | None = None, on_
                 )
                 count += 1
         except FileRejected as rej:
-            yield (
-                "reject",
-                reject_envelope(
-                    stage=READ_STAGE,
-                    reason=rej.reason,
-                    detail=rej.detail,
-                    row=None,
-                    id=file_id,
-                    doc_id=file_id,
-                    source=f.source,
-                ),
-            )
+            yield _file_reject(f, rej.reason, rej.detail)
         except OSError as err:
-            yield (
-                "reject",
-                reject_envelope(
-                    stage=READ_STAGE, reason="unreadable_file", detail=str(err), row=None, id=file_id, source=f.source
-                ),
-            )
+            yield _file_reject(f, "unreadable_file", f"{type(err).__name__}: {display_name(str(err))}")
+        except Exception as err:  # a reader's bug or a hostile file: one reject, the run goes on
+            detail = f"{type(err).__name__} while reading {f.source}: {display_name(str(err))[:300]}"
+            yield _file_reject(f, "reader_error", detail)
         if on_file is not None:
             on_file(f)
 
 
-def read_documents(files: list[InputFile], fields, limit: int | None = None) -> ReadResult:
+def read_documents(
+    files: list[InputFile], fields, limit: int | None = None, options: ReadOptions | None = None
+) -> ReadResult:
     """All document rows and reject envelopes in lists (small inputs: previews, tests)."""
     result = ReadResult()
 
     def count_file(_):
         result.files += 1
 
-    for kind, item in iter_documents(files, fields, limit, on_file=count_file):
+    for kind, item in iter_documents(files, fields, limit, on_file=count_file, options=options):
         (result.rows if kind == "row" else result.rejects).append(item)
     return result

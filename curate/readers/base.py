@@ -8,6 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How files are read (``input.*`` in the recipe): limits that keep one hostile or oversized file from taking
+    the run down, which spreadsheet sheets to read, and the web pages' main-content mode."""
+
+    max_file_bytes: int = 256 * 2**20  # bigger files are file_too_large rejects
+    max_unpacked_bytes: int = 512 * 2**20  # DOCX/PPTX/XLSX members that would unpack past this: zip_bomb
+    max_pages: int = 2000  # PDFs with more pages: too_many_pages
+    sheets: tuple[str, ...] | None = None  # spreadsheet sheets to read; None: every sheet
+    html_main_content: bool = False  # trafilatura's main-content extraction for crawled pages (gristmill[web])
+
+
 class FileRejected(Exception):
     """The whole file cannot be read: it becomes one reject envelope (no text) and the run goes on."""
 
@@ -49,8 +61,42 @@ def sniff_binary(data: bytes) -> bool:
     return b"\x00" in data[:8192]
 
 
+STRAY_BYTES = "gristmill-cp1252-strays"
+
+
+def _strays_as_cp1252(err: UnicodeDecodeError) -> tuple[str, int]:
+    """A decode error handler: the bytes that are not UTF-8 read as cp1252 (a byte cp1252 leaves undefined, as
+    U+FFFD), decoding going on after them."""
+    bad = err.object[err.start : err.end]
+    return bad.decode("cp1252", errors="replace"), err.end
+
+
+codecs.register_error(STRAY_BYTES, _strays_as_cp1252)
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether non-UTF-8 bytes are strays in a UTF-8 file: it holds valid multi-byte UTF-8 sequences, and more
+    of them than bytes that fail. A legacy file (all cp1252) has none, and still decodes whole as before."""
+    valid = invalid = 0
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b < 0x80:
+            i += 1
+            continue
+        width = 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 0
+        if width and i + width <= n and all(0x80 <= c <= 0xBF for c in data[i + 1 : i + width]):
+            valid += 1
+            i += width
+        else:
+            invalid += 1
+            i += 1
+    return valid > 0 and valid >= invalid
+
+
 def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): BOMs first, then strict UTF-8, then cp1252 or charset-normalizer's guess (see below)."""
+    """(text, encoding): BOMs first, then strict UTF-8, then UTF-8 with stray bytes read as cp1252 (a UTF-8 file
+    with one pasted legacy character stays UTF-8), then cp1252 or charset-normalizer's guess (see below)."""
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -64,6 +110,8 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(data):  # UTF-8 with a few stray legacy bytes: only those are read as cp1252
+        return data.decode("utf-8", errors=STRAY_BYTES), "utf-8+cp1252"
     import charset_normalizer
     from charset_normalizer.md import mess_ratio
 

@@ -1,7 +1,10 @@
-"""HTML pages to Markdown-ish text: headings, lists, tables and code kept; scripts, styles and navigation removed.
+"""HTML pages as Markdown: markdownify on lxml's parser, ATX headings (the chunker reads ``#`` headings), lists
+with code blocks kept inside their items, tables as Markdown tables; scripts, styles, forms and the site's chrome
+(page header and footer, navigation, cookie banners) removed first. An article's own ``<header>`` (its ``<h1>``)
+is content and stays. A table inside a table cell becomes that cell's text (Markdown has no nested tables).
 
-BeautifulSoup with the standard library's html.parser: no compiled dependency, and it tolerates the broken
-markup that exported wikis are full of.
+For crawled web pages full of menus and boilerplate, ``input.html_main_content`` keeps only the main content,
+extracted by trafilatura (the ``gristmill[web]`` extra).
 """
 
 from __future__ import annotations
@@ -11,117 +14,109 @@ from pathlib import Path
 
 from curate.readers.base import Record, decode, humanize
 
-_DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template"]
+_DROP_TAGS = ["script", "style", "noscript", "nav", "aside", "form", "iframe", "svg", "template", "button"]
 # class/id tokens that mark site chrome rather than content.
 _CHROME = {"nav", "navbar", "menu", "breadcrumb", "breadcrumbs", "sidebar", "cookie-banner", "cookies", "skip-link"}
-_HEADINGS = {f"h{n}": n for n in range(1, 7)}
-_BLOCKS = {"p", "div", "section", "article", "main", "body", "ul", "ol", "li", "pre", "table", "blockquote", "dl"}
-_BLOCKS |= set(_HEADINGS) | {"hr", "br", "dt", "dd", "figure", "figcaption", "details", "summary"}
+_CONTENT = ("article", "main")
+WEB_INSTALL = "pip install 'gristmill[web]'"
 
 
 def _inline(tag) -> str:
-    return " ".join(tag.get_text().split())
+    return " ".join(tag.get_text(" ").split())
 
 
-def _cell(tag) -> str:
-    return _inline(tag).replace("|", "\\|")
-
-
-def _table(tag) -> str:
-    rows = [[_cell(c) for c in tr.find_all(["th", "td"])] for tr in tag.find_all("tr")]
-    rows = [r for r in rows if r]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    lines = ["| " + " | ".join(rows[0]) + " |", "| " + " | ".join(["---"] * width) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
-
-
-def _list_lines(tag, indent: str) -> list[str]:
-    """One line per item, nested lists indented by two spaces."""
-    lines = []
-    for n, li in enumerate(tag.find_all("li", recursive=False), start=1):
-        nested = [sub.extract() for sub in li.find_all(["ul", "ol"], recursive=False)]
-        marker = f"{n}. " if tag.name == "ol" else "- "
-        lines.append(indent + marker + _inline(li))
-        for sub in nested:
-            lines.extend(_list_lines(sub, indent + "  "))
-    return lines
-
-
-def _render(node, out: list[str]) -> None:
-    from bs4 import NavigableString, Tag
-    from bs4.element import Comment
-
-    inline: list[str] = []
-
-    def flush() -> None:
-        text = " ".join("".join(inline).split())
-        if text:
-            out.append(text)
-        inline.clear()
-
-    for child in node.children:
-        if isinstance(child, Comment):
-            continue
-        if isinstance(child, NavigableString):
-            inline.append(str(child))
-            continue
-        if not isinstance(child, Tag):
-            continue
-        name = child.name
-        if name not in _BLOCKS:
-            inline.append(child.get_text())
-            continue
-        flush()
-        if name in _HEADINGS:
-            out.append("#" * _HEADINGS[name] + " " + _inline(child))
-        elif name == "pre":
-            out.append("```\n" + child.get_text().strip("\n") + "\n```")
-        elif name == "table":
-            out.append(_table(child))
-        elif name in ("ul", "ol"):
-            out.append("\n".join(_list_lines(child, "")))
-        elif name == "blockquote":
-            quoted: list[str] = []
-            _render(child, quoted)
-            out.append("\n".join("> " + line for block in quoted for line in block.split("\n")))
-        elif name in ("br", "hr"):
-            continue
-        else:
-            _render(child, out)
-    flush()
-
-
-def html_to_markdown(html: str) -> tuple[str, str]:
-    """(markdown text, title) of an HTML page."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    title_tag = soup.find("title")
-    title = _inline(title_tag) if title_tag else ""
+def _remove_chrome(soup) -> None:
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     for tag in soup.find_all(attrs={"role": "navigation"}):
         tag.decompose()
+    for tag in soup.find_all(["header", "footer"]):  # the page's, not an article's own
+        if not tag.decomposed and tag.find_parent(_CONTENT) is None:
+            tag.decompose()
     for tag in soup.find_all(True):
         if tag.decomposed or tag.attrs is None:
             continue
         tokens = set(tag.get("class") or []) | {tag.get("id") or ""}
         if tokens & _CHROME:
             tag.decompose()
+
+
+def _flatten_nested_tables(soup) -> None:
+    for table in reversed(soup.find_all("table")):  # innermost first
+        if table.find_parent(["td", "th"]) is not None:
+            rows = ["; ".join(_inline(c) for c in tr.find_all(["td", "th"])) for tr in table.find_all("tr")]
+            table.replace_with(" / ".join(r for r in rows if r))
+
+
+_INLINE_MARKUP = ["a", "b", "strong", "i", "em", "u", "img", "span", "font"]  # kept as plain text (images dropped)
+
+
+def _markdown_converter():
+    import markdownify
+
+    class Converter(markdownify.MarkdownConverter):
+        """A ``|`` inside a cell is escaped, so it does not split the Markdown table's row."""
+
+        def convert_td(self, el, text, parent_tags):
+            return super().convert_td(el, text.replace("|", "\\|"), parent_tags)
+
+        def convert_th(self, el, text, parent_tags):
+            return super().convert_th(el, text.replace("|", "\\|"), parent_tags)
+
+    return Converter(heading_style="ATX", bullets="-", escape_underscores=False, strip=_INLINE_MARKUP)
+
+
+def trafilatura_module():
+    try:
+        import trafilatura
+    except ImportError:
+        raise ImportError(
+            f"input.html_main_content needs trafilatura, which is not installed; install the extra: {WEB_INSTALL}"
+        ) from None
+    return trafilatura
+
+
+def _main_content(html: str) -> str | None:
+    """The page's main content as HTML (trafilatura drops menus, related links, footers), None when trafilatura
+    finds none."""
+    return trafilatura_module().extract(
+        html, output_format="html", include_tables=True, include_formatting=True, include_comments=False
+    )
+
+
+def html_to_markdown(html: str, main_content: bool = False) -> tuple[str, str]:
+    """(markdown text, title) of an HTML page."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    title_tag = soup.find("title")
+    title = _inline(title_tag) if title_tag else ""
     if not title:
         h1 = soup.find("h1")
         title = _inline(h1) if h1 else ""
+    extracted = _main_content(html) if main_content else None
+    if extracted:
+        soup = BeautifulSoup(extracted, "lxml")
+        for pre in soup.find_all("pre"):
+            inner = pre.find("pre")  # trafilatura nests a code block's <pre> in an indented one
+            if inner is not None:
+                pre.string = inner.get_text()
+    _remove_chrome(soup)
+    _flatten_nested_tables(soup)
+    return _tidy(_markdown_converter().convert_soup(soup.body or soup)), title
+
+
+def _tidy(markdown: str) -> str:
+    """Trailing spaces off, runs of blank lines down to one."""
+    lines = [line.rstrip() for line in markdown.split("\n")]
     out: list[str] = []
-    _render(soup.body or soup, out)
-    text = "\n\n".join(block for block in out if block)
-    return text, title
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
 
 
-def read_html(path: Path, data: bytes, **_: object) -> Iterator[Record]:
+def read_html(path: Path, data: bytes, *, options=None, **_: object) -> Iterator[Record]:
     html, encoding = decode(data)
-    text, title = html_to_markdown(html)
+    text, title = html_to_markdown(html, main_content=bool(options is not None and options.html_main_content))
     yield Record(text=text, title=title or humanize(path.stem), meta={"format": "html", "encoding": encoding})

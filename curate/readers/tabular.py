@@ -10,14 +10,15 @@ import codecs
 import csv
 import io
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from curate.readers.base import BadRecord, FileRejected, Record, decode
+from curate.readers.base import STRAY_BYTES, BadRecord, FileRejected, Record, decode
 
 
-def _to_record(obj: dict[str, Any], index: int, fields, fmt: str, encoding: str) -> Record | BadRecord:
+def _to_record(obj: dict[str, Any], index: int, fields, fmt: str, encoding: str | None) -> Record | BadRecord:
     text = obj.get(fields.text)
     if not isinstance(text, str) or not text.strip():
         problem = "has no" if fields.text not in obj else "has an empty or non-text"
@@ -57,7 +58,8 @@ def _open_text(path: Path):
     except UnicodeDecodeError:
         text, encoding = decode(path.read_bytes())
         return io.StringIO(text, newline=""), encoding
-    return open(path, encoding="utf-8", newline=""), "utf-8"
+    # A stray byte further on reads as cp1252 on its own line; the rest of the file goes on as UTF-8.
+    return open(path, encoding="utf-8", errors=STRAY_BYTES, newline=""), "utf-8"
 
 
 def read_jsonl(path: Path, data: bytes | None = None, *, fields, **_: object) -> Iterator[Record | BadRecord]:
@@ -73,7 +75,11 @@ def read_jsonl(path: Path, data: bytes | None = None, *, fields, **_: object) ->
                     obj = json.loads(line)
                 except json.JSONDecodeError as err:
                     detail = f"line {index} is not valid JSON: {err.msg} at column {err.colno}"
-                    yield BadRecord("malformed_record", detail, line.rstrip("\n"), index)
+                    yield BadRecord("malformed_record", detail, line.rstrip("\n")[:2000], index)
+                    continue
+                except (RecursionError, ValueError) as err:  # nesting too deep, a number too long to convert
+                    detail = f"line {index} cannot be read as JSON ({type(err).__name__}: {str(err)[:120]})"
+                    yield BadRecord("malformed_record", detail, line.rstrip("\n")[:2000], index)
                     continue
                 if not isinstance(obj, dict):
                     detail = f"line {index} is a JSON {type(obj).__name__}, not an object"
@@ -83,6 +89,11 @@ def read_jsonl(path: Path, data: bytes | None = None, *, fields, **_: object) ->
         except UnicodeDecodeError as err:
             detail = f"not {encoding} after line {index}: {err.reason}; the rest of the file is skipped"
             yield BadRecord("undecodable", detail, None, index + 1)
+
+
+# The csv module's default cell limit (131,072 characters) would end a file at its first long cell, a pasted
+# log in a ticket; a file is already bounded by input.max_file_bytes.
+csv.field_size_limit(2**31 - 1)
 
 
 def read_csv(path: Path, data: bytes, *, fields, **_: object) -> Iterator[Record | BadRecord]:
@@ -109,3 +120,40 @@ def read_csv(path: Path, data: bytes, *, fields, **_: object) -> Iterator[Record
             None,
             reader.line_num,
         )
+
+
+def read_spreadsheet(path: Path, data: bytes, *, fields, options=None, **_: object) -> Iterator[Record | BadRecord]:
+    """.xlsx (openpyxl) and .xls (xlrd) through pandas, every cell as text (no NaN, no floats made of ids): one
+    document per row of every sheet (``input.sheets`` names some), with the same ``input.fields`` as CSV; the
+    sheet and the row are in ``meta``. A row without its text field is a ``missing_text_field`` reject."""
+    import pandas as pd
+
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt == "xlsx":
+        from curate.readers.office import check_unpacked_size
+
+        check_unpacked_size(data, options)
+    try:
+        with warnings.catch_warnings():  # pandas 3 marks xlrd (the .xls engine) for removal in pandas 4
+            warnings.filterwarnings("ignore", message="The xlrd engine is deprecated")
+            sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str, keep_default_na=False, header=0)
+    except Exception as err:  # the engines raise many types on damaged files
+        raise FileRejected("corrupt_file", f"cannot read it as a spreadsheet ({type(err).__name__}: {err})") from None
+    wanted = options.sheets if options is not None and options.sheets else None
+    if wanted:
+        missing = [name for name in wanted if name not in sheets]
+        if missing:
+            raise FileRejected(
+                "missing_sheet", f"no sheet {missing[0]!r} (sheets: {', '.join(sheets)}); fix input.sheets"
+            )
+    for sheet, frame in sheets.items():
+        if wanted and sheet not in wanted:
+            continue
+        for number, row in enumerate(frame.to_dict(orient="records"), start=2):  # row 1 is the header
+            record = _to_record({str(k): v for k, v in row.items()}, number, fields, fmt, None)
+            if isinstance(record, Record):
+                del record.meta["record"], record.meta["encoding"]
+                record.meta.update(sheet=str(sheet), row=number)
+                yield record
+            else:
+                yield BadRecord(record.reason, f"sheet {sheet!r}, {record.detail}", record.raw, number)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from curate.readers.base import Record, decode, humanize
-
-_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+from curate.text import parse_heading
 
 
 def _strip_front_matter(text: str) -> tuple[str, dict[str, str]]:
@@ -29,8 +27,8 @@ def _strip_front_matter(text: str) -> tuple[str, dict[str, str]]:
 def read_markdown(path: Path, data: bytes, **_: object) -> Iterator[Record]:
     text, encoding = decode(data)
     text, front = _strip_front_matter(text)
-    h1 = _H1.search(text)
-    title = front.get("title") or (h1.group(1) if h1 else humanize(path.stem))
+    h1 = next((h[1] for h in map(parse_heading, text.split("\n")) if h and h[0] == 1 and h[1]), None)
+    title = front.get("title") or h1 or humanize(path.stem)
     meta = {"format": "markdown", "encoding": encoding}
     if front:
         meta["front_matter"] = front
