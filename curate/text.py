@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
-_RULE = re.compile(r"^ {0,3}([-*_])( *\1){2,} *$")
+_HEADING_START = re.compile(r" {0,3}(#{1,6})\s")
 _PAGE = re.compile(r"^<!-- page (\d+) -->$")  # page markers written by the PDF and PPTX readers
 
 
@@ -17,10 +16,55 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
+# Words that end in a period without ending a sentence: titles, Latin, units, months, company forms.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt ft no nos vs etc e.g i.e eg ie approx inc ltd co corp fig figs vol vols p pp "
+    "ch dept est al jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun min max ca cf "
+    "incl excl ref nr tel ext oz lb lbs kg km cm mm hr hrs sec resp".split()
+)
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of one paragraph, split after . ! ? when the next one starts with a capital or a digit."""
+    """Sentences of one paragraph: split after . ! ? followed by a space and a capital or a digit, except after an
+    abbreviation ("Dr. Lee", "e.g. The", "No. 5"), an initial ("J. Smith") or a list number ("1. Lay out").
+    Decimals and URLs have no space after their dots, so they never split."""
     text = " ".join(text.split())
-    return [s for s in _SENTENCE_END.split(text) if s] if text else []
+    if not text:
+        return []
+    pieces = [s for s in _SENTENCE_END.split(text) if s]
+    out: list[str] = []
+    for piece in pieces:
+        if out and _continues(out[-1]):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
+def _continues(sentence: str) -> bool:
+    """Whether the text after ``sentence`` belongs to it: it ends in an abbreviation, an initial or a list number."""
+    if not sentence.endswith("."):
+        return False
+    last = sentence.rsplit(" ", 1)[-1][:-1].lower().lstrip("(\"'")
+    return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()) or (last.isdigit() and " " not in sentence)
+
+
+def parse_heading(line: str) -> tuple[int, str] | None:
+    """(level, text) of an ATX heading line (``## Returns ##``), or None. String operations rather than one
+    regex: ``\\s+(.*?)\\s*#*\\s*$`` backtracks cubically on a heading followed by thousands of spaces."""
+    m = _HEADING_START.match(line)
+    if m is None:
+        return None
+    return len(m.group(1)), line[m.end() :].strip().rstrip("#").rstrip()
+
+
+def is_rule(line: str) -> bool:
+    """A thematic break: three or more of one of - * _, with spaces between and around (``- - -``, ``***``)."""
+    stripped = line.strip(" ")
+    if len(line) - len(line.lstrip(" ")) > 3 or not stripped or stripped[0] not in "-*_":
+        return False
+    marks = stripped.replace(" ", "")
+    return len(marks) >= 3 and marks == stripped[0] * len(marks)
 
 
 def is_fence(line: str) -> bool:
@@ -76,12 +120,12 @@ def markdown_blocks(text: str) -> list[Block]:
             add("code", "\n".join(lines[i : j + 1]))
             i = j + 1
             continue
-        heading = _HEADING.match(line)
-        if _RULE.match(line) and not para:
+        heading = parse_heading(line)
+        if not para and is_rule(line):
             add("rule", "")
         elif heading:
             flush_para()
-            add("heading", heading.group(2), level=len(heading.group(1)))
+            add("heading", heading[1], level=heading[0])
         elif line.lstrip().startswith("|"):
             flush_para()
             j = i

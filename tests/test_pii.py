@@ -10,6 +10,7 @@ from curate.executors.memory import run_stage_in_memory
 from curate.rows import REJECT_REASON, new_document
 from curate.stages import get_stage
 from curate.stages.pii import PIIConfig, iban_ok, luhn_ok, scrub
+from tests.conftest import require, write
 
 POSITIVES = [
     ("email", "write to jordan.miles@example.com today", "write to <EMAIL> today"),
@@ -58,6 +59,7 @@ NEGATIVES = [
     "IP 999.1.1.1 and 10.0.0 are not addresses; time 10:30:15",
     "email me at name at example dot com",
     "the password field must be at least 14 characters",
+    "ticket #123-456-789 is open; call extension 4411",
 ]
 
 
@@ -132,10 +134,96 @@ def test_no_planted_pii_anywhere_under_the_run_directory(sample_run):
         for secret in PLANTED:
             assert secret.encode() not in data, f"{secret} in {path}"
     stats = json.loads((result.dataset_dir / "stats.json").read_text())
-    pii = next(s for s in stats["steps"] if s["step"] == "pii.redact@1")
+    pii = next(s for s in stats["steps"] if s["step"] == "pii.redact@2")
     assert pii["counters"]["pii_email"] >= 8 and pii["counters"]["pii_card"] == 1 and pii["counters"]["pii_phone"] >= 3
     # The company's public address survives (allow-listed in the sample recipe).
     docs = (result.dataset_dir / "documents" / "documents.jsonl").read_text()
     assert "returns@acme-outdoor.example" in docs and "<EMAIL>" in docs
     rejects = (result.dataset_dir / "rejects" / "rejects.jsonl").read_text()
     assert "<EMAIL>" in rejects  # reader rejects (malformed tickets) were scrubbed after the fact
+
+
+def test_json_fields_are_scrubbed_value_by_value_and_stay_valid_json():
+    from curate.stages.pii import PIIConfig, scrub_row
+
+    meta = {
+        "format": "jsonl",
+        "fields": {
+            "notes": "call back\n+1 415-555-0132\tthen\nmail jane.doe@example.com",
+            "db_password": "hunter2-is-not-a-pattern",
+            "customer": "Jane Doe",
+            "requester": {"name": "Sam Okafor"},
+            "name": "Trailhead 2",  # a product column: only listed person fields are names
+            "history": ["ssn 123-45-6789", {"api_key": "abc"}],
+        },
+    }
+    counts: dict[str, int] = {}
+    row = scrub_row({"id": "d#0", "doc_id": "d", "text": "t", "meta": json.dumps(meta)}, PIIConfig(), counts)
+    fields = json.loads(row["meta"])["fields"]  # still valid JSON
+    assert fields["notes"] == "call back\n<PHONE>\tthen\nmail <EMAIL>"
+    assert fields["db_password"] == "<SECRET>" and fields["history"][1]["api_key"] == "<SECRET>"
+    assert fields["customer"] == "<NAME>"
+    assert fields["name"] == "Trailhead 2" and fields["history"][0] == "ssn <SSN>"
+    assert counts["name"] == 1 and counts["secret"] == 2
+    custom = scrub_row({"meta": json.dumps(meta)}, PIIConfig(person_fields=["name"]), {})
+    assert json.loads(custom["meta"])["fields"]["name"] == "<NAME>"
+
+
+def test_identifiers_holding_pii_get_stable_pseudonyms_that_keep_the_extension(in_tmp):
+    from curate.pipeline import curate
+    from curate.recipe import validate_recipe
+
+    write(
+        in_tmp / "docs" / "jane.doe@gmail.com.eml",
+        "From: Jane <jane.doe@gmail.com>\nSubject: Tent\n\nMy tent leaks.\n",
+    )
+    write(in_tmp / "docs" / "tickets.jsonl", '{"id": "sam@example.org", "text": "Where is my parcel? It is late."}\n')
+    raw = {
+        "name": "ids", "input": {"paths": ["docs"]},
+        "stages": [{"use": "pii.redact"}, {"use": "chunk.sections"}],
+        "generate": [{"kind": "qa", "per_doc": 1, "min_words": 1, "sources": ["*.eml"]}],
+        "output": {"dir": "run"},
+    }  # fmt: skip
+    result = curate(validate_recipe(raw))
+    docs = [
+        json.loads(line) for line in (result.dataset_dir / "documents" / "documents.jsonl").read_text().splitlines()
+    ]
+    sources = sorted(d["source"] for d in docs)
+    assert sources[0].startswith("pii-") and sources[0].endswith(".eml") and sources[1] == "tickets.jsonl"
+    ticket = next(d for d in docs if d["source"] == "tickets.jsonl")
+    assert ticket["doc_id"].startswith("pii-") and ticket["id"] == ticket["doc_id"] + "#0"
+    again = curate(validate_recipe({**raw, "output": {"dir": "run2"}}))  # the same pseudonyms every time
+    assert (again.dataset_dir / "documents" / "documents.jsonl").read_text() == (
+        result.dataset_dir / "documents" / "documents.jsonl"
+    ).read_text()
+    for path in (in_tmp / "run").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"jane.doe@gmail.com" not in data and b"sam@example.org" not in data, path
+
+
+def test_presidio_adds_names_and_places_in_free_text(tmp_path):
+    """The plumbing, with a spaCy pipeline built here (blank English and an entity ruler): spaCy's trained models
+    are not on the package registry."""
+    require("presidio_analyzer")
+    import spacy
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([
+        {"label": "PERSON", "pattern": [{"LOWER": "jane"}, {"LOWER": "doe"}]},
+        {"label": "GPE", "pattern": "Denver"},
+    ])  # fmt: skip
+    nlp.to_disk(tmp_path / "pipeline")
+    config = PIIConfig(presidio=True, presidio_model=str(tmp_path / "pipeline"))
+    out, counts = scrub("Jane Doe moved to Denver; mail jane@example.com", config)
+    assert out == "<NAME> moved to <LOCATION>; mail <EMAIL>"
+    assert counts == {"email": 1, "name": 1, "location": 1}
+
+
+def test_presidio_without_its_model_names_the_command():
+    require("presidio_analyzer")
+    from curate.errors import StageError
+
+    with pytest.raises(StageError, match=r"python -m spacy download en_core_web_nonexistent"):
+        scrub("Jane Doe", PIIConfig(presidio=True, presidio_model="en_core_web_nonexistent"))

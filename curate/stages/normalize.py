@@ -1,4 +1,4 @@
-"""normalize.text: Unicode normal form, line endings, control characters and whitespace.
+"""normalize.text: mojibake repaired (ftfy), Unicode normal form, line endings, control characters, whitespace.
 
 Normalizing is idempotent (a hypothesis property in tests/test_properties.py): the order below is chosen so
 that no step can create work for an earlier one. Fenced code keeps its inner spacing; only trailing
@@ -7,6 +7,7 @@ whitespace is stripped there.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Literal
@@ -36,9 +37,58 @@ class NormalizeConfig(BaseModel):
         True, description="Turn runs of spaces inside a line into one space (indentation and code kept)."
     )
     max_blank_lines: int = Field(1, ge=0, description="Longest run of blank lines kept.")
+    fix_text: bool = Field(
+        True,
+        description="Repair mojibake (text decoded with the wrong encoding upstream: cafÃ©, donâ€™t) with ftfy's "
+        "encoding fixes only, as datatrove uses it; no quote, width or ligature changes.",
+    )
+
+
+@functools.cache
+def _ftfy_config():
+    from ftfy import TextFixerConfig
+
+    # datatrove's FTFYFormatter settings: fix encodings, leave formatting (quotes, widths, ligatures, line breaks)
+    # as written, so models still see the characters people type.
+    return TextFixerConfig(
+        unescape_html="auto",
+        remove_terminal_escapes=True,
+        fix_encoding=True,
+        restore_byte_a0=True,
+        replace_lossy_sequences=True,
+        decode_inconsistent_utf8=True,
+        fix_c1_controls=True,
+        fix_latin_ligatures=False,
+        fix_character_width=False,
+        uncurl_quotes=False,
+        fix_line_breaks=False,
+        fix_surrogates=True,
+        remove_control_chars=True,
+        normalization=None,
+        explain=False,
+    )
+
+
+def _fix(text: str) -> str:
+    import ftfy
+
+    return ftfy.fix_text(text, config=_ftfy_config())
 
 
 def normalize_text(text: str, config: NormalizeConfig) -> str:
+    """ftfy (a Latin-1 reading of UTF-8 needs its C1 characters to be repaired), the normalizations below, then
+    ftfy again, so the result is a fixed point of both (normalizing twice changes nothing)."""
+    if config.fix_text:
+        text = _fix(text)
+    text = _normalize(text, config)
+    if config.fix_text:
+        fixed = _fix(text)
+        if fixed != text:
+            text = _normalize(fixed, config)
+    return text
+
+
+def _normalize(text: str, config: NormalizeConfig) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n\n")
     if config.strip_control:
         text = _CONTROL.sub("", text.translate(_INVISIBLE))
@@ -64,7 +114,7 @@ def normalize_text(text: str, config: NormalizeConfig) -> str:
     return "\n".join(out).strip("\n")
 
 
-@register("normalize.text", version=1, config=NormalizeConfig)
+@register("normalize.text", version=2, config=NormalizeConfig)
 def normalize_batch(batch: Batch, config: NormalizeConfig) -> Batch:
     """Normalize Unicode, line endings, control characters and whitespace of text and title."""
     texts = [normalize_text(t, config) for t in batch["text"]]

@@ -4,8 +4,9 @@ Types, in the order they are replaced (a replaced span is never matched again):
 ``secret`` (private key blocks, provider API keys, JWTs, bearer tokens, values of password/token assignments),
 ``email``, ``iban`` (ISO 13616 mod-97 checked), ``card`` (13-19 digits, Luhn checked), ``ssn`` (US, with the
 SSA's invalid ranges excluded), ``national_id`` (UK National Insurance numbers, Canadian SINs, Luhn checked),
-``ip`` (IPv4 and IPv6, validated by ``ipaddress``), ``phone`` (7-15 digits in international or national
-formats, with a ``+`` or separators; dates, times, IPs and card numbers are not phones).
+``ip`` (IPv4 and IPv6, validated by ``ipaddress``), ``phone`` (numbers valid in their numbering plan, found and
+checked with ``phonenumbers``; ``default_region`` reads those without a country code), ``name`` (values of person
+fields: ``customer``, ``from``, ... see ``person_fields``).
 
 Per type the action is ``redact`` (default), ``drop`` (the row goes to rejects as ``pii_<type>``, its text
 redacted) or ``keep``. ``allow`` lists exact strings never redacted (the company's public support address),
@@ -16,18 +17,23 @@ of earlier steps and deletes their checkpointed rows, so no original survives an
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.errors import StageError
 from curate.rows import REJECT_DETAIL, REJECT_REASON, dumps
 from curate.stages.registry import Batch, register
 
-PII_TYPES = ("secret", "email", "iban", "card", "ssn", "national_id", "ip", "phone")
+PII_TYPES = ("secret", "email", "iban", "card", "ssn", "national_id", "ip", "phone", "name", "location")
 Action = Literal["redact", "drop", "keep"]
 
 
@@ -72,31 +78,8 @@ def _ipv6_ok(m: re.Match) -> bool:
     return True
 
 
-# Shapes that are not phone numbers even when their digits could be: dates and SSN-shaped numbers.
-_NOT_PHONE = re.compile(r"^(\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|\d{3}-\d{2}-\d{4})$")
-
-
-def _phone_ok(m: re.Match) -> bool:
-    text = m.group(0)
-    digits = re.sub(r"\D", "", text)
-    if not 7 <= len(digits) <= 15 or _NOT_PHONE.match(text.strip()):
-        return False
-    if text.lstrip().startswith("+") or "(" in text:
-        return True
-    groups = re.findall(r"\d+", text)
-    # A bare run of digits is an order or account number; four or more groups without a one-digit country
-    # code (1-800-555-0142) read as an account or card fragment, not a phone.
-    return 1 < len(groups) <= 3 or (len(groups) == 4 and len(groups[0]) == 1)
-
-
 # (type, pattern, validator or None, group to replace: 0 = the whole match)
 _PATTERNS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None, int]] = [
-    (
-        "secret",
-        re.compile(r"-----BEGIN (?:[A-Z0-9 ]+ )?PRIVATE KEY-----.*?-----END (?:[A-Z0-9 ]+ )?PRIVATE KEY-----", re.S),
-        None,
-        0,
-    ),
     ("secret", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), None, 0),  # AWS access key ids
     ("secret", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}"), None, 0),  # GitHub
     ("secret", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), None, 0),  # OpenAI, Anthropic
@@ -113,26 +96,33 @@ _PATTERNS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None, int]] 
         None,
         1,
     ),
-    ("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None, 0),
+    # The local part starts only where a run of its characters starts (% included), so a long run with no @ is
+    # scanned once, not once per position: linear on URL-encoded text.
+    (
+        "email",
+        re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+        None,
+        0,
+    ),
     (
         "iban",
         re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
         lambda m: iban_ok(m.group(0)),
         0,
     ),
-    ("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card_ok, 0),
-    ("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), _ssn_ok, 0),
+    ("card", re.compile(r"(?<!\d)(?<!\d-)\d(?:[ -]?\d){12,18}(?!\d)(?!-\d)"), _card_ok, 0),
+    ("ssn", re.compile(r"(?<!\d)(?<!\d-)\d{3}-\d{2}-\d{4}(?!\d)(?!-\d)"), _ssn_ok, 0),
     (
         "national_id",
         re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
         None,
         0,
     ),  # UK NINO
-    ("national_id", re.compile(r"(?<![\d-])\d{3}[ -]\d{3}[ -]\d{3}(?![\d-])"), _sin_ok, 0),  # Canadian SIN
+    ("national_id", re.compile(r"(?<!\d)(?<!\d-)\d{3}[ -]\d{3}[ -]\d{3}(?!\d)(?!-\d)"), _sin_ok, 0),  # Canadian SIN
     (
         "ip",
         re.compile(
-            r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
+            r"(?<!\d)(?<!\d\.)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d)(?!\.\d)"
         ),
         None,
         0,
@@ -143,13 +133,15 @@ _PATTERNS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None, int]] 
         _ipv6_ok,
         0,
     ),
-    (
-        "phone",
-        re.compile(r"(?<![\w+-])(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,8}){1,4}(?![\w-])"),
-        _phone_ok,
-        0,
-    ),
 ]
+
+
+# Keys whose values are secrets whatever they look like, and keys whose values name a person (e-mail headers,
+# ticket roles). "name" is not one: in exports it is as often a product column.
+SECRET_KEY_PARTS = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey", "access_key",
+                    "private_key", "credential")  # fmt: skip
+PERSON_FIELDS = ["customer", "requester", "assignee", "author", "from", "to", "cc", "bcc", "reply_to", "sender",
+                 "recipient", "delivered_to", "return_path"]  # fmt: skip
 
 
 class PIIConfig(BaseModel):
@@ -160,9 +152,51 @@ class PIIConfig(BaseModel):
     )
     allow: list[str] = Field(default_factory=list, description="Exact strings never redacted (public contacts).")
     allow_domains: list[str] = Field(default_factory=list, description="Email domains never redacted.")
+    default_region: str = Field(
+        "US", description="Region (ISO 3166 code) whose numbering plan reads phone numbers written without +code."
+    )
+    person_fields: list[str] = Field(
+        default_factory=lambda: list(PERSON_FIELDS),
+        description="Record and header fields whose values name a person: they become <NAME> whole.",
+    )
+    presidio: bool = Field(
+        False,
+        description="Also find names, places and the like in free text with presidio-analyzer's recognizers "
+        "(pip install 'gristmill[presidio]', plus a spaCy model).",
+    )
+    presidio_model: str = Field(
+        "en_core_web_sm", description="The spaCy pipeline presidio reads with: a name or a path."
+    )
+    presidio_entities: list[str] = Field(
+        default_factory=lambda: ["PERSON", "LOCATION", "NRP"], description="presidio entity types to redact."
+    )
+    presidio_min_score: float = Field(0.5, ge=0.0, le=1.0, description="Lowest presidio score that redacts.")
+    pseudonym_key_env: str | None = Field(
+        None,
+        description="Environment variable holding a key for the hashes that replace identifiers holding PII "
+        "(file names, record ids); without one they are hashed with a fixed salt.",
+    )
 
     def action(self, kind: str) -> Action:
         return self.actions.get(kind, "redact")
+
+
+_KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9 ]{1,40} )?PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END (?:[A-Z0-9 ]{1,40} )?PRIVATE KEY-----")
+
+
+def _private_keys(text: str, counts: dict[str, int]) -> str:
+    """PEM private key blocks, BEGIN to the next END, found in one pass: a BEGIN with no END after it ends the
+    search, since no later BEGIN can have one either (a lazy ``.*?`` regex rescans to the end from every BEGIN)."""
+    out, pos = [], 0
+    while (begin := _KEY_BEGIN.search(text, pos)) is not None:
+        end = _KEY_END.search(text, begin.end())
+        if end is None:
+            break
+        out.append(text[pos : begin.start()] + "<SECRET>")
+        counts["secret"] = counts.get("secret", 0) + 1
+        pos = end.end()
+    return "".join(out) + text[pos:]
 
 
 def scrub(text: str, config: PIIConfig) -> tuple[str, dict[str, int]]:
@@ -170,6 +204,8 @@ def scrub(text: str, config: PIIConfig) -> tuple[str, dict[str, int]]:
     counts: dict[str, int] = {}
     allowed = set(config.allow)
     domains = tuple(d.lower().lstrip("@") for d in config.allow_domains)
+    if config.action("secret") != "keep":
+        text = _private_keys(text, counts)
     for kind, pattern, valid, group in _PATTERNS:
         if config.action(kind) == "keep":
             continue
@@ -186,37 +222,227 @@ def scrub(text: str, config: PIIConfig) -> tuple[str, dict[str, int]]:
             return whole[:start] + f"<{kind.upper()}>" + whole[end:]
 
         text = pattern.sub(replace, text)
+    if config.action("phone") != "keep":
+        text = _phones(text, config, counts, allowed)
+    if config.presidio:
+        text = _presidio(text, config, counts, allowed)
     return text, counts
 
 
-def scrub_all(text: str, config: PIIConfig) -> str:
-    """Every type redacted whatever its action: what rejects and checkpoints may hold."""
-    return scrub(text, config.model_copy(update={"actions": {}}))[0]
+# presidio entity types and the placeholder type they become (others keep their own name).
+_PRESIDIO_TYPES = {"PERSON": "name", "LOCATION": "location", "GPE": "location"}
 
 
-@register("pii.redact", version=1, config=PIIConfig, scrubs=scrub_all)
+@functools.cache
+def _analyzer(model: str):
+    try:
+        from presidio_analyzer import AnalyzerEngine
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+    except ImportError:
+        raise StageError(
+            "pii.redact: presidio is on, but presidio-analyzer is not installed; install the extra: "
+            "pip install 'gristmill[presidio]'"
+        ) from None
+    configuration = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}
+    try:
+        engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
+    except (OSError, ValueError) as err:  # spaCy: "Can't find model 'en_core_web_sm'"
+        raise StageError(
+            f"pii.redact: presidio needs the spaCy pipeline {model!r}, which cannot be loaded ({err}); install it: "
+            f"python -m spacy download {model}"
+        ) from None
+    return AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+
+
+def _presidio(text: str, config: PIIConfig, counts: dict[str, int], allowed: set[str]) -> str:
+    """Names, places and the other presidio entity types in free text, replaced by typed placeholders."""
+    found = _analyzer(config.presidio_model).analyze(
+        text=text, language="en", entities=config.presidio_entities, score_threshold=config.presidio_min_score
+    )
+    out, pos = [], 0
+    for result in sorted(found, key=lambda r: (r.start, -r.end)):
+        kind = _PRESIDIO_TYPES.get(result.entity_type, result.entity_type.lower())
+        if result.start < pos or text[result.start : result.end] in allowed or config.action(kind) == "keep":
+            continue
+        out.append(text[pos : result.start] + f"<{kind.upper()}>")
+        counts[kind] = counts.get(kind, 0) + 1
+        pos = result.end
+    return "".join(out) + text[pos:]
+
+
+# Where a phone number could be: a run of digits and the characters that format them. Runs are found in linear
+# time; libphonenumber's matcher then reads each (a long run in windows that overlap by more than any number's
+# length), so a page of digit groups costs no more than its length.
+_PHONE_RUN = re.compile(r"[+(]?\d[\d \t().\-/]*\d\)?")
+_WINDOW, _STEP = 64, 32
+
+
+def _phones(text: str, config: PIIConfig, counts: dict[str, int], allowed: set[str]) -> str:
+    """Phone numbers that are valid in their numbering plan (phonenumbers: Google's libphonenumber data), numbers
+    without a country code read in ``default_region``: a ticket id like #123-456-789, a date or an order number
+    is not a phone."""
+    import phonenumbers
+
+    spans: list[tuple[int, int]] = []
+    for run in _PHONE_RUN.finditer(text):
+        if sum(c.isdigit() for c in run.group(0)) < 7:
+            continue
+        start = max(0, run.start() - 1)  # one character of context: '#123-456-789' is an id
+        for lo in range(start, max(start + 1, run.end() - _WINDOW + _STEP), _STEP):
+            window = text[lo : min(run.end(), lo + _WINDOW)]
+            for match in phonenumbers.PhoneNumberMatcher(
+                window, config.default_region, leniency=phonenumbers.Leniency.VALID
+            ):
+                if match.raw_string not in allowed:
+                    spans.append((lo + match.start, lo + match.end))
+    out, pos = [], 0
+    for begin, end in sorted(set(spans)):
+        if begin < pos:  # the same number seen from two windows
+            continue
+        out.append(text[pos:begin] + "<PHONE>")
+        counts["phone"] = counts.get("phone", 0) + 1
+        pos = end
+    return "".join(out) + text[pos:]
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+_ESCAPES = re.compile(r"\\[ntr]")
+
+
+def scrub_value(value: Any, config: PIIConfig, counts: dict[str, int], key: str | None = None) -> Any:
+    """``value`` (a JSON value) with every string scrubbed: a value under a key that names a secret is <SECRET>
+    whole, under a person field <NAME>; a string that holds JSON is parsed and scrubbed value by value, so a
+    phone after an escaped newline cannot hide, and the result is still valid JSON."""
+    if isinstance(value, dict):
+        return {k: scrub_value(v, config, counts, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_value(v, config, counts, key) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    name = _key(key) if key else ""
+    if name and any(part in name for part in SECRET_KEY_PARTS) and config.action("secret") != "keep":
+        counts["secret"] = counts.get("secret", 0) + 1
+        return "<SECRET>"
+    if name and name in {_key(f) for f in config.person_fields} and config.action("name") != "keep":
+        counts["name"] = counts.get("name", 0) + 1
+        return "<NAME>"
+    if value.lstrip()[:1] in ("{", "["):
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            value = _ESCAPES.sub(lambda m: {"n": "\n", "t": "\t", "r": "\r"}[m.group(0)[1]], value)  # raw JSON text
+        else:
+            return dumps(scrub_value(parsed, config, counts))
+    text, found = scrub(value, config)
+    for k, v in found.items():
+        counts[k] = counts.get(k, 0) + v
+    return text
+
+
+def pseudonym(value: str, config: PIIConfig) -> str:
+    """A stable stand-in for an identifier that holds PII: the same value always gives the same stand-in (so
+    grouping and the split still work), keyed by the secret in ``pseudonym_key_env`` when there is one."""
+    secret = os.environ.get(config.pseudonym_key_env or "", "") or "gristmill-pii"
+    return "pii-" + hmac.new(secret.encode(), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:12]
+
+
+def scrub_identifier(value: str, config: PIIConfig, counts: dict[str, int]) -> str:
+    """A doc id (a record's own id: "jane.doe@example.com") or a path's name: unchanged without PII, else its
+    pseudonym."""
+    if not value or scrub(value, config)[0] == value:
+        return value
+    counts["identifier"] = counts.get("identifier", 0) + 1
+    return pseudonym(value, config)
+
+
+def scrub_source(source: str, config: PIIConfig, counts: dict[str, int]) -> str:
+    """A source path with each part that holds PII replaced by its pseudonym, the file's extension kept (so
+    ``generate.sources`` globs like ``*.eml`` still match)."""
+    parts = source.split("/")
+    out = []
+    for i, part in enumerate(parts):
+        stem, dot, ext = part.rpartition(".") if i == len(parts) - 1 and "." in part else (part, "", "")
+        clean = scrub_identifier(stem, config, counts)
+        out.append(clean + dot + ext if clean != stem else part)
+    return "/".join(out)
+
+
+def scrub_row(row: dict[str, Any], config: PIIConfig, counts: dict[str, int]) -> dict[str, Any]:
+    """A document row (or any record) with every value scrubbed (JSON fields value by value), and identifiers
+    holding PII replaced: ``doc_id``, ``source``, and ``id``, which keeps its chunk index."""
+    out = {}
+    for column, value in row.items():
+        if column == "doc_id" and isinstance(value, str):
+            out[column] = scrub_identifier(value, config, counts)
+        elif column == "id" and isinstance(value, str):
+            doc, sep, chunk = value.rpartition("#")
+            out[column] = (
+                scrub_identifier(doc, config, counts) + sep + chunk if sep else scrub_identifier(value, config, counts)
+            )
+        elif column == "source" and isinstance(value, str):
+            out[column] = scrub_source(value, config, counts)
+        else:
+            out[column] = scrub_value(value, config, counts, column)
+    return out
+
+
+def _redact_everything(config: PIIConfig) -> PIIConfig:
+    return config.model_copy(update={"actions": {}})
+
+
+def scrub_envelope(envelope: dict[str, Any], config: PIIConfig) -> dict[str, Any]:
+    """A reject envelope (an earlier step's) with every type redacted whatever its action, identifiers included:
+    what rejects and checkpoints may hold."""
+    every = _redact_everything(config)
+    counts: dict[str, int] = {}
+    out = dict(envelope)
+    out["detail"] = scrub_value(out.get("detail") or "", every, counts)
+    if out.get("row") is not None:
+        out["row"] = dumps(scrub_row(json.loads(out["row"]), every, counts)) if _is_object(out["row"]) else (
+            scrub_value(out["row"], every, counts)
+        )  # fmt: skip
+    out["doc_id"] = scrub_identifier(out.get("doc_id") or "", every, counts)
+    out["source"] = scrub_source(out.get("source") or "", every, counts)
+    ident, colon, rest = (out.get("id") or "").partition(":")  # "<source>:<record>" or a row id
+    out["id"] = (
+        scrub_source(ident, every, counts) + colon + rest
+        if colon
+        else scrub_row({"id": out.get("id") or ""}, every, counts)["id"]
+    )
+    return out
+
+
+def _is_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+@register("pii.redact", version=2, config=PIIConfig, scrubs=scrub_envelope)
 def pii_redact(batch: Batch, config: PIIConfig) -> Batch:
-    """Replace emails, phones, cards, IBANs, SSNs, national ids, IPs and secrets with typed placeholders."""
-    out: Batch = {**batch, "text": [], "title": [], "meta": [], "signals": [], REJECT_REASON: [], REJECT_DETAIL: []}
+    """Replace emails, phones, cards, IBANs, SSNs, national ids, IPs, secrets and person fields with typed
+    placeholders, in text, title, section and every JSON field; identifiers holding PII get stable pseudonyms."""
+    columns = [c for c in batch if not c.startswith("_")]
+    out: Batch = {**{c: [] for c in columns}, REJECT_REASON: [], REJECT_DETAIL: []}
     totals = {kind: [] for kind in PII_TYPES}
-    for text, title, meta, signals in zip(batch["text"], batch["title"], batch["meta"], batch["signals"], strict=True):
+    for i in range(len(batch["text"])):
+        row = {c: batch[c][i] for c in columns}
         counts: dict[str, int] = {}
-        cleaned = []
-        for value in (text, title, meta):
-            value, found = scrub(value, config)
-            cleaned.append(value)
-            for k, v in found.items():
-                counts[k] = counts.get(k, 0) + v
-        dropping = sorted(k for k in counts if config.action(k) == "drop")
+        cleaned = scrub_row(row, config, counts)
+        dropping = sorted(k for k in counts if k in PII_TYPES and config.action(k) == "drop")
         if dropping:  # a dropped row's envelope still holds only redacted text
-            cleaned = [scrub_all(v, config) for v in cleaned]
-        out["text"].append(cleaned[0])
-        out["title"].append(cleaned[1])
-        out["meta"].append(cleaned[2])
-        sig = json.loads(signals or "{}")
-        if counts:
-            sig["pii"] = dict(sorted(counts.items()))
-        out["signals"].append(dumps(sig))
+            cleaned = scrub_row(row, _redact_everything(config), {})
+        signals = json.loads(cleaned.get("signals") or "{}")
+        found = {k: v for k, v in counts.items() if k in PII_TYPES}
+        if found:
+            signals["pii"] = dict(sorted(found.items()))
+        cleaned["signals"] = dumps(signals)
+        for c in columns:
+            out[c].append(cleaned[c])
         out[REJECT_REASON].append(f"pii_{dropping[0]}" if dropping else "")
         out[REJECT_DETAIL].append(", ".join(f"{counts[k]} {k}" for k in dropping))
         for kind in PII_TYPES:

