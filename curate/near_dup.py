@@ -3,11 +3,12 @@ signatures of word n-gram shingles of the lowercased prompt, each pair verified 
 
 Generated prompts are short and templated, so the defaults are stricter than for documents: word 3-grams,
 Jaccard >= 0.8. ``prompt_of`` is what is compared: the user turns of an example (the persona system prompt is
-the same everywhere and would make every pair look alike).
+the same everywhere and would make every pair look alike), or a grounded example's question and excerpt ids.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,21 @@ NUM_PERM = 128
 
 
 def prompt_of(example: dict[str, Any]) -> str:
+    """What makes two prompts the same request. For excerpt-heavy prompts (grounded kinds) that is the question
+    and which excerpts it comes with, not the whole user turn: excerpts about one section would make every
+    prompt look alike."""
+    meta = json.loads(example.get("meta") or "{}")
+    if "question" in meta and "excerpts" in meta:
+        return f"{meta['question']}\n" + " ".join(meta["excerpts"])
     return "\n".join(m["content"] for m in example["messages"] if m["role"] == "user")
+
+
+def jaccard_of(a: str, b: str, ngram: int = NGRAM) -> float:
+    """Jaccard similarity of two texts' word n-gram shingle sets (the same shingles as dedupe.minhash)."""
+    from curate.stages.dedupe.minhash import batch_shingle_hashes, jaccard
+
+    left, right = (np.unique(h) for h in batch_shingle_hashes([a, b], ngram))
+    return jaccard(left, right)
 
 
 def similar_pairs(texts: list[str], threshold: float = THRESHOLD, ngram: int = NGRAM) -> list[tuple[int, int, float]]:

@@ -152,3 +152,37 @@ def test_batch_hashing_equals_one_by_one_and_counts_shingles(texts):
         assert np.array_equal(hashes, shingle_hashes(text, 3))
         assert len(hashes) == len(shingles(text.replace("\x00", " "), 3))
         assert [shingle_hash(s.encode()) for s in shingles(text.replace("\x00", " "), 3)] == hashes.tolist()
+
+
+@pytest.mark.parametrize("num_perm", [32, 128, 256])
+def test_bands_are_the_ones_datasketch_lsh_picks(num_perm):
+    from curate.stages.dedupe.minhash import bands_and_rows
+
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        for weight in (0.5, 0.9):
+            lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(1 - weight, weight))
+            assert bands_and_rows(threshold, num_perm, weight) == (lsh.b, lsh.r), (threshold, weight)
+
+
+def test_default_bands_catch_pairs_at_the_threshold():
+    from curate.stages.dedupe.minhash import MinHashConfig, bands_and_rows
+
+    config = MinHashConfig()
+    bands, rows = bands_and_rows(config.banding_threshold, config.num_perm, config.false_negative_weight)
+    assert (bands, rows) == (20, 6) and bands * rows <= config.num_perm
+    candidate = 1 - (1 - config.threshold**rows) ** bands  # a pair exactly at the threshold
+    assert candidate > 0.99
+    equal = bands_and_rows(config.threshold, config.num_perm, 0.5)
+    assert 1 - (1 - config.threshold ** equal[1]) ** equal[0] < candidate  # why the bands are tuned lower
+
+
+def test_jaccard_of_sorted_sets():
+    from curate.stages.dedupe.minhash import jaccard
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = np.unique(rng.integers(0, 60, rng.integers(0, 30))).astype(np.uint32)
+        b = np.unique(rng.integers(0, 60, rng.integers(0, 30))).astype(np.uint32)
+        union = len(set(a) | set(b))
+        expected = len(set(a) & set(b)) / union if union else 1.0
+        assert jaccard(a, b) == pytest.approx(expected)

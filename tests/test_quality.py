@@ -48,7 +48,7 @@ CASES = [
     ("gopher_top_2_gram", PROSE + " the tent" * 40, {}),
     ("gopher_dup_5_gram", PROSE + (" the tent is light and the fly is quick" * 12), {"disable": ["top_n_grams"]}),
     ("c4_lorem_ipsum", PROSE + " Lorem ipsum dolor sit amet.", {}),
-    ("c4_curly_bracket", PROSE + ' {"config": true}', {}),
+    ("c4_curly_bracket", PROSE + ' Set {"config": true} in the file.', {}),
     ("c4_too_few_sentences", PROSE.replace(". ", ", and "), {}),
     (
         "fineweb_newline_ratio",
@@ -83,6 +83,74 @@ def test_each_rule_fires_on_its_positive(reason, text, config):
         "fineweb_line_punct": "fineweb_line_punct_ratio",
     }[reason]
     assert verdict(text, disable=[*config.get("disable", []), rule]) != reason
+
+
+def test_c4_rules_look_at_the_lines_c4_keeps():
+    from curate.stages.filter.quality import first_failure, measure
+
+    # As C4 (and datatrove): a '{' on a line C4 drops anyway (no terminal punctuation) is not a curly-bracket
+    # drop, and lines about cookies or terms of use, or mentioning javascript, do not count as sentences.
+    code = PROSE + '\n{"config": true}'
+    assert verdict(code) == ""
+    policy = "\n".join(
+        [
+            "This site uses cookies to improve your visit. Read our privacy policy. We use cookies a lot.",
+            "By using it you accept our terms of use. They change. Read them often.",
+            "Enable JavaScript to see the map. Then reload the page. Then wait a while.",
+        ]
+    )
+    quality = measure(policy)
+    assert quality["policy_lines"] == 2 and quality["sentences"] == 0
+    assert first_failure(quality, {**{key: None for key in WEB}, "c4_min_sentences": 5})[0] == "c4_too_few_sentences"
+
+
+def test_words_are_tokens_as_spacy_splits_them():
+    from curate.stages.filter.quality import tokens
+
+    text = "Don't re-use the U.S. plan (see docs/api.html) -- it's 3.5x faster... What?! Mail a@b.io at 10:30."
+    assert tokens(text) == [
+        "Do",
+        "n't",
+        "re",
+        "-",
+        "use",
+        "the",
+        "U.S.",
+        "plan",
+        "(",
+        "see",
+        "docs",
+        "/",
+        "api.html",
+        ")",
+        "--",
+        "it",
+        "'s",
+        "3.5x",
+        "faster",
+        "...",
+        "What",
+        "?",
+        "!",
+        "Mail",
+        "a@b.io",
+        "at",
+        "10:30",
+        ".",
+    ]
+
+
+def test_comparisons_are_strict_as_published():
+    from curate.stages.filter.quality import first_failure, measure
+
+    # Exactly at a threshold is kept: FineWeb drops below 0.12 lines ending a sentence, not at it.
+    m = measure(PROSE)
+    off = {key: None for key in WEB}
+    at = {**off, "fineweb_line_punct_ratio": m["line_punct_ratio"], "fineweb_short_line_ratio": m["short_line_ratio"]}
+    assert first_failure(m, at) is None
+    assert first_failure(m, {**off, "fineweb_short_line_ratio": m["short_line_ratio"] - 0.01})[0] == (
+        "fineweb_short_lines"
+    )
 
 
 def test_rules_can_be_disabled_and_overridden():

@@ -43,9 +43,9 @@ class Stage:
     batch: BatchFn
     decide: DecideFn | None = None
     expands: bool = False  # emits rows per input rather than one row per input (chunking)
-    # A scrubbing stage (pii.redact) gives scrubs(text, config) -> text; once it has run, the pipeline rewrites
-    # the rejects of earlier steps through it and deletes their checkpointed rows.
-    scrubs: Callable[[str, Any], str] | None = None
+    # A scrubbing stage (pii.redact) gives scrubs(reject envelope, config) -> envelope; once it has run, the
+    # pipeline rewrites the rejects of earlier steps through it and deletes their checkpointed rows.
+    scrubs: Callable[[dict, Any], dict] | None = None
     # Calls the LLM: its batch function takes the context, runs in the driver process (num_proc 1), so one
     # client, limiter, budget and cache serve the whole run; its checkpoint key includes the recipe's llm section.
     uses_llm: bool = False
@@ -73,7 +73,7 @@ def register(
     config: type[BaseModel],
     decide: DecideFn | None = None,
     expands: bool = False,
-    scrubs: Callable[[str, Any], str] | None = None,
+    scrubs: Callable[[dict, Any], dict] | None = None,
     uses_llm: bool = False,
 ) -> Callable[[BatchFn], BatchFn]:
     """Register the decorated batch function as stage ``name@version``."""

@@ -13,12 +13,14 @@ The permutations are datasketch 2.x's default ``affine32`` scheme (MurmurHash3 f
 Banding: datasketch's optimal parameters with equal weights centres the S-curve above the threshold and misses
 many pairs just over it, so the bands are tuned for ``lsh_threshold`` (default: threshold - 0.1) with missed
 pairs weighted 0.9 against extra candidates: for 128 permutations at 0.8 that is 20 bands of 6 rows, which
-makes a pair at Jaccard 0.8 a candidate with probability 0.998 (equal weights at 0.8: 0.87). Every
-candidate pair (unless its signatures agree more than 4 standard errors below the threshold) is then
-verified with the exact Jaccard of the two documents' shingle sets (recomputed for
-candidate rows only). Verified pairs are joined by union-find; each cluster keeps one row (first by ordinal,
-or the longest), and every other row is dropped as ``near_duplicate_of:<kept id>`` with its Jaccard to the
-kept row in ``detail``.
+makes a pair at Jaccard 0.8 a candidate with probability 0.998 (equal weights at 0.8: 0.87). The bands are
+the ones datasketch's ``MinHashLSH`` picks for the same threshold, permutations and weights (a test checks it
+over a grid), computed here with exact Gauss-Legendre quadrature in numpy rather than by importing datasketch
+and scipy (a second per run). Every candidate pair (unless its signatures agree more than 4 standard errors
+below the threshold) is then verified with the exact Jaccard of the two documents' shingle sets, kept from
+the hashing pass as a scratch column (sorted unique hashes), so no text is read or hashed twice. Verified
+pairs are joined by union-find; each cluster keeps one row (first by ordinal, or the longest), and every other
+row is dropped as ``near_duplicate_of:<kept id>`` with its Jaccard to the kept row in ``detail``.
 """
 
 from __future__ import annotations
@@ -69,12 +71,8 @@ class MinHashConfig(BaseModel):
         return self.lsh_threshold if self.lsh_threshold is not None else max(self.threshold - 0.1, 0.05)
 
 
-@functools.cache
-def _word_table() -> np.ndarray:
-    """Boolean table over all code points: what ``\\w`` matches in a str pattern (isalnum() or '_')."""
-    table = np.fromiter((chr(c).isalnum() for c in range(0x110000)), dtype=bool, count=0x110000)
-    table[ord("_")] = True
-    return table
+# What ``\\w`` matches among ASCII code points (isalnum() or '_').
+_ASCII_WORD = np.array([chr(c).isalnum() or c == 95 for c in range(128)], dtype=bool)
 
 
 @functools.lru_cache(maxsize=4)
@@ -120,11 +118,13 @@ def _hash_group(texts: list[str], ngram: int) -> list[np.ndarray]:
     joined = "\x00".join(texts)
     if joined.isascii():  # the common case, cheaper: lower-case bytes and a 128-entry table
         cps = np.frombuffer(joined.encode("ascii").lower(), dtype=np.uint8)
-        word = _word_table()[:128][cps]
+        word = _ASCII_WORD[cps]
         cps = cps.astype(np.uint32)
-    else:
+    else:  # \w for each distinct code point of the group only (a whole-Unicode table costs more than a batch)
         cps = np.frombuffer(joined.lower().encode("utf-32-le"), dtype=np.uint32)
-        word = _word_table()[cps]
+        distinct, where = np.unique(cps, return_inverse=True)
+        word = np.fromiter((chr(c).isalnum() or c == 95 for c in distinct.tolist()), dtype=bool, count=len(distinct))
+        word = word[where.reshape(-1)]
     empty = np.empty(0, dtype=np.uint32)
     if len(cps) == 0:
         return [empty for _ in texts]
@@ -214,9 +214,23 @@ def signatures(hash_arrays: list[np.ndarray], num_perm: int, seed: int) -> np.nd
 
 @functools.lru_cache(maxsize=32)
 def bands_and_rows(threshold: float, num_perm: int, false_negative_weight: float) -> tuple[int, int]:
-    from datasketch.lsh import _optimal_param
+    """(bands, rows) as datasketch's ``MinHashLSH(threshold, num_perm, weights=(1 - w, w))`` chooses them: the
+    pair minimising the weighted areas under the S-curve 1 - (1 - s^r)^b below the threshold (false positives)
+    and above it (false negatives), over every b, r with b * r <= num_perm, the first minimum in (b, r) order.
+    The curve is a polynomial of degree b * r, so Gauss-Legendre quadrature with num_perm / 2 + 1 nodes
+    integrates it exactly."""
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=np.float64)
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
 
-    return _optimal_param(threshold, num_perm, 1.0 - false_negative_weight, false_negative_weight)
+    def area(lo: float, hi: float, missed: bool) -> np.ndarray:
+        s = (hi - lo) / 2 * nodes + (hi + lo) / 2  # the nodes mapped onto [lo, hi]
+        candidate = 1.0 - (1.0 - s[None, :] ** pairs[:, 1:2]) ** pairs[:, 0:1]  # P(candidate) at similarity s
+        return ((1.0 - candidate) if missed else candidate) @ weights * (hi - lo) / 2
+
+    weight = false_negative_weight
+    error = area(0.0, threshold, False) * (1.0 - weight) + area(threshold, 1.0, True) * weight
+    b, r = pairs[int(np.argmin(error))]
+    return int(b), int(r)
 
 
 def candidate_pairs(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -266,9 +280,12 @@ def _unique_each(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) == 0 and len(b) == 0:
-        return 1.0
-    inter = len(np.intersect1d(a, b, assume_unique=True))
+    """Jaccard of two sorted arrays of unique values (a binary search of each of ``a`` in ``b``)."""
+    if len(a) == 0 or len(b) == 0:
+        return 1.0 if len(a) == len(b) else 0.0
+    where = np.searchsorted(b, a)
+    where[where == len(b)] = 0
+    inter = int(np.count_nonzero(b[where] == a))
     return inter / (len(a) + len(b) - inter)
 
 
@@ -305,6 +322,27 @@ def _binary_matrix(column, width: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.uint32)
 
 
+def _binary_rows(column, indices: np.ndarray) -> dict[int, np.ndarray]:
+    """{index: the row's bytes as uint32} of a binary column, for ``indices`` only: views into the column's own
+    (memory-mapped) buffers, so only the pages of those rows are read, and nothing is copied."""
+    import pyarrow as pa
+
+    chunks = [c for c in column.chunks if len(c)]
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    views = []
+    for chunk in chunks:
+        offset_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
+        buffer = chunk.buffers()[2]
+        views.append((offsets, np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.empty(0, np.uint8)))
+    out = {}
+    for i, k in zip(indices.tolist(), (np.searchsorted(starts, indices, side="right") - 1).tolist(), strict=True):
+        offsets, data = views[k]
+        local = i - int(starts[k])
+        out[i] = data[offsets[local] : offsets[local + 1]].view(np.uint32)
+    return out
+
+
 def _decide_minhash(columns: Batch, config: MinHashConfig, context) -> list[tuple[str, str] | None]:
     n = len(columns["id"])
     decisions: list[tuple[str, str] | None] = [None] * n
@@ -326,12 +364,7 @@ def _decide_minhash(columns: Batch, config: MinHashConfig, context) -> list[tupl
     pairs = pairs[keep]
     if len(pairs) == 0:
         return decisions
-    involved = np.unique(pairs)
-    sets = {}
-    for lo in range(0, len(involved), 256):  # shingle sets of the candidate rows only, recomputed from text
-        chunk = involved[lo : lo + 256]
-        hashes = batch_shingle_hashes(context.fetch_text(chunk.tolist()), config.ngram)
-        sets.update(zip(chunk.tolist(), _unique_each(hashes), strict=True))
+    sets = _binary_rows(columns["_shingle_set"], np.unique(pairs))  # of the candidate rows only
     uf = _UnionFind(n)
     for i, j in pairs:
         if uf.find(i) != uf.find(j) and jaccard(sets[int(i)], sets[int(j)]) >= config.threshold:
@@ -356,13 +389,14 @@ def _decide_minhash(columns: Batch, config: MinHashConfig, context) -> list[tupl
     return decisions
 
 
-@register("dedupe.minhash", version=1, config=MinHashConfig, decide=_decide_minhash)
+@register("dedupe.minhash", version=2, config=MinHashConfig, decide=_decide_minhash)
 def minhash_signatures(batch: Batch, config: MinHashConfig) -> Batch:
     """Drop near duplicates (MinHash LSH, verified by exact Jaccard), keeping one row per cluster."""
-    hashes = batch_shingle_hashes(batch["text"], config.ngram)
-    sigs = signatures(hashes, config.num_perm, config.seed)
+    sets = _unique_each(batch_shingle_hashes(batch["text"], config.ngram))  # the minimum of a set is the same
+    sigs = signatures(sets, config.num_perm, config.seed)
     return {
         "_minhash": [row.tobytes() for row in sigs],
-        "_shingles": [len(h) for h in hashes],
+        "_shingle_set": [s.tobytes() for s in sets],
+        "_shingles": [len(s) for s in sets],
         "_length": [len(t) for t in batch["text"]],
     }
