@@ -31,11 +31,15 @@ def describe_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def format_errors(err: ValidationError, prefix: str, model: type[BaseModel] | None) -> list[str]:
-    """One line per problem: the key path under ``prefix``, the bad value and a fix."""
+def format_errors(
+    err: ValidationError, prefix: str, model: type[BaseModel] | None, positions: dict[tuple, int] | None = None
+) -> list[str]:
+    """One line per problem: the key path under ``prefix``, the bad value and a fix; with ``positions`` (from
+    ``yaml_lines``), the line in the file too."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        before = len(lines)
         if e["type"] == "extra_forbidden":
             allowed = allowed_keys(model, e["loc"][:-1]) if model else []
             close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
@@ -51,6 +55,11 @@ def format_errors(err: ValidationError, prefix: str, model: type[BaseModel] | No
             lines.append(f"{loc}: required, but missing; add it")
         else:
             lines.append(f"{loc}: {e['msg']} (got {describe_value(e['input'])})")
+        path = tuple(e["loc"])
+        while path and path not in (positions or {}):
+            path = path[:-1]
+        if positions and path in positions and len(lines) > before:
+            lines[-1] += f" (line {positions[path]})"
     return lines
 
 
@@ -80,12 +89,37 @@ def problems_error(source: str, problems: list[str]) -> RecipeError:
     return RecipeError(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def validate_section(model: type[BaseModel], raw: Any, source: str, prefix: str = ""):
-    """``model`` validated from ``raw``, or a RecipeError naming ``source`` and every problem."""
+def validate_section(
+    model: type[BaseModel], raw: Any, source: str, prefix: str = "", positions: dict[tuple, int] | None = None
+):
+    """``model`` validated from ``raw``, or a RecipeError naming ``source`` and every problem (with its line, given
+    ``positions``)."""
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise problems_error(source, format_errors(err, prefix, model)) from None
+        raise problems_error(source, format_errors(err, prefix, model, positions)) from None
+
+
+def yaml_lines(text: str) -> dict[tuple, int]:
+    """{key path: line number} of every node in a YAML document (keys as written, list items by index)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    out: dict[tuple, int] = {}
+
+    def walk(node, path: tuple) -> None:
+        out[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(value, (*path, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                walk(value, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return out
 
 
 def read_yaml(path: Path, missing: str) -> Any:

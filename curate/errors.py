@@ -49,6 +49,11 @@ class BudgetExceeded(LLMError):
     """The run's budget would be passed: no new requests are sent."""
 
 
+class RequestRejected(LLMError):
+    """The server refused the request itself (a 4xx, or a 5xx whose body is a request-validation error): sending
+    it again cannot help, so it is never retried."""
+
+
 class InvalidJSON(LLMError):
     """The answer did not validate, even after the repair attempts."""
 

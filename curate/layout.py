@@ -16,13 +16,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from curate.errors import OutputError
+
 DATASET = "dataset"
 RESOLVED_RECIPE = "recipe.resolved.yaml"
+MARKER = ".gristmill-dataset"  # in every dataset directory gristmill writes: only those are ever replaced
+LOCK = ".gristmill.lock"
 
 
 @dataclass(frozen=True)
@@ -105,3 +112,96 @@ class RunLayout:
     @property
     def report(self) -> Path:
         return self.root / "report.html"
+
+    def recover(self) -> None:
+        """Under the run's lock, before work: a dataset a crash left renamed aside is put back when none is in
+        place, then the temporary and old folders of killed runs are removed."""
+        parent = self.dataset.parent
+        if not self.dataset.exists():
+            olds = sorted(parent.glob(f".{DATASET}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+            complete = next((p for p in olds if (p / MARKER).is_file() and (p / "stats.json").is_file()), None)
+            if complete is not None:
+                os.replace(complete, self.dataset)
+        for folder in (parent, self.model):
+            if folder.is_dir():
+                for stale in [*folder.glob(".*.tmp-*"), *folder.glob(f".{DATASET}.old-*")]:
+                    if stale.is_dir():
+                        shutil.rmtree(stale, ignore_errors=True)
+                    else:
+                        stale.unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on a run directory (flock on ``<run>/.gristmill.lock``), held by one ``gristmill curate``,
+    ``train``, ``run`` or ``eval`` at a time: a second one on the same directory stops at once and names the
+    process that holds it, instead of erasing its temporary folders and checkpoints. Under torchrun or
+    accelerate launch only rank 0 takes it. The lock goes with the process, so a killed run leaves none."""
+
+    def __init__(self, layout: RunLayout, command: str):
+        self.layout, self.command = layout, command
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return self
+        root = self.layout.root
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise OutputError(
+                f"{root} is in use by {holder}; wait for it to finish, or give this run another output.dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} (gristmill {self.command})")
+        handle.flush()
+        self._file = handle
+        self.layout.recover()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def check_apart(run_dir: Path, inputs: list[str]) -> None:
+    """The run directory must not be an input folder, lie inside one a run reads recursively, or hold an input:
+    a run would read its own outputs, and replacing its dataset could delete the user's files. An input file
+    beside the run directory is fine; a path that does not exist is left to discovery to report."""
+    run = Path(os.path.abspath(run_dir)).resolve()
+
+    def overlap(entry: str, folder: Path) -> OutputError:
+        return OutputError(
+            f"output.dir {run_dir} ({run}) overlaps the input {entry} ({folder}); put the run directory outside "
+            "the documents, for example runs/<name> beside them"
+        )
+
+    for entry in inputs:
+        pattern = any(c in entry for c in "*?[")
+        path = Path(entry.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0] or ".") if pattern else Path(entry)
+        if not pattern and not path.exists():
+            continue
+        target = Path(os.path.abspath(path if path.is_dir() or not pattern else path.parent)).resolve()
+        if target.is_file():
+            if run in target.parents:  # the run directory holds an input file
+                raise overlap(entry, target)
+            continue
+        recursive = not pattern or "**" in entry  # a folder is read recursively; a glob only with **
+        if run == target or run in target.parents or (recursive and target in run.parents):
+            raise overlap(entry, target)
+
+
+def user_cache() -> Path:
+    """The user's cache, shared by runs: ``$GRISTMILL_CACHE``, else ``$XDG_CACHE_HOME/gristmill``, else
+    ``~/.cache/gristmill`` (base models, the base model's generations, hardware and endpoint probes)."""
+    if os.environ.get("GRISTMILL_CACHE"):
+        return Path(os.environ["GRISTMILL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gristmill"

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from curate.errors import OutputError
+from curate.layout import MARKER
 from curate.rows import dumps, short_hash
 
 DATASET_FILES = ("data", "train.jsonl", "test.jsonl", "documents", "rejects", "behaviours.json", "stats.json")
@@ -81,6 +82,11 @@ def write_dataset(
 
     dataset_dir = Path(dataset_dir)
     parent = dataset_dir.parent
+    if dataset_dir.exists() and not (dataset_dir / MARKER).is_file():
+        raise OutputError(
+            f"{dataset_dir} exists and was not written by gristmill (no {MARKER} in it), so it is not replaced; "
+            "move it away, or choose another output.dir"
+        )
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -117,6 +123,7 @@ def write_dataset(
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         (tmp / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True))
         (tmp / "README.md").write_text(card, encoding="utf-8")
+        (tmp / MARKER).write_text("written by gristmill; only a folder with this file is ever replaced\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

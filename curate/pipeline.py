@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from curate import __version__
-from curate.layout import RunLayout
+from curate.layout import RunLayout, check_apart
 from curate.output import dataset_card, read_jsonl, write_dataset
-from curate.readers import READ_STAGE, discover, fingerprint_files
+from curate.readers import READ_STAGE, READ_VERSION, discover, fingerprint_files
 from curate.stats import build_stats, llm_stats
 from curate.steps import (
     Checkpoints,
@@ -56,7 +56,9 @@ def plan(
     files = discover(recipe.input.paths)
     templates = load_templates(recipe.templates.dirs)
     steps = steps or Checkpoints(recipe.layout.steps)
-    key = checkpoint_key("read", fingerprint_files(files), recipe.input.fields.model_dump(), limit, __version__)
+    key = checkpoint_key(
+        "read", fingerprint_files(files), recipe.input.model_dump(exclude={"paths"}), limit, READ_VERSION, __version__
+    )
     planned = [steps.plan(0, READ_STAGE, key)]
     for i, (stage, config) in enumerate(recipe.resolved_stages, start=1):
         llm = _llm_key(recipe) if stage.uses_llm else None
@@ -111,6 +113,7 @@ def curate(
     runtime for the whole run: ``runtime`` when given (the dry run's), else one opened on the run's request
     cache. ``reuse`` is another steps folder whose finished checkpoints count as done (read, never written)."""
     layout = layout or recipe.layout
+    check_apart(layout.root, recipe.input.paths)
     if runtime is not None or not uses_llm(recipe):
         return _curate(recipe, limit, reporter or Reporter(), layout, runtime, reuse)
     from curate.llm.runtime import open_runtime
@@ -133,7 +136,11 @@ def _curate(recipe, limit, reporter: Reporter, layout: RunLayout, runtime, reuse
     context = StageContext(executor_for(recipe.executor, recipe.num_proc), runtime)
     stats: list[StepStat] = []
     doc_steps = planned[: len(recipe.resolved_stages) + 1]
-    must_run = [not step.done for step in doc_steps]
+    # A finished step with llm_failed rejects runs again (the endpoint may be back; answered requests come from
+    # the request cache), and so does every step after it, since its rows change.
+    retried = [has_llm_failures(step) for step in planned]
+    first_retry = next((i for i, r in enumerate(retried) if r), len(planned))
+    must_run = [not step.done or i >= first_retry for i, step in enumerate(doc_steps)]
     for i in range(len(doc_steps) - 1, 0, -1):  # a step to run needs its upstream rows; a scrub may have removed them
         if must_run[i] and not (doc_steps[i - 1].path / "rows").is_dir():
             must_run[i - 1] = True
@@ -160,13 +167,20 @@ def _curate(recipe, limit, reporter: Reporter, layout: RunLayout, runtime, reuse
         reporter.step_started("generate", len(recipe.resolved_generators))
         stat = (
             cached_stat(step)
-            if step.done
+            if step.done and first_retry == len(planned)
             else generate_step(recipe, templates, last_docs, step, steps, reporter, runtime)
         )
         stats.append(stat)
         reporter.step_finished(stat)
         examples = read_jsonl(step.path / "examples.jsonl")
     return _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter, wall, runtime)
+
+
+def has_llm_failures(step: PlannedStep) -> bool:
+    """Whether a finished step left rows as llm_failed rejects (an endpoint down, a timeout)."""
+    if not step.done:
+        return False
+    return json.loads((step.path / "stat.json").read_text())["rejected"].get("llm_failed", 0) > 0
 
 
 def _rows_in(step: PlannedStep) -> int:

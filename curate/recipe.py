@@ -10,13 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from curate import __version__
 from curate.blocklist import Blocklist
-from curate.config import Strict, apply_overrides, format_errors, problems_error, read_yaml
+from curate.config import Strict, apply_overrides, format_errors, problems_error, read_yaml, yaml_lines
 from curate.errors import GristmillError, RecipeError
 from curate.layout import RunLayout
+from curate.llm.client import redact_url
+from curate.readers.base import ReadOptions
 from train.config import EvalSection, TrainSection
 
 
@@ -26,9 +28,51 @@ class FieldsSection(Strict):
     title: str | None = Field("title", description="Field holding the title (a ticket subject, say).")
 
 
+_DEFAULTS = ReadOptions()
+
+
 class InputSection(Strict):
     paths: list[str] = Field(min_length=1, description="Files, folders (read recursively) or globs, from the cwd.")
     fields: FieldsSection = Field(default_factory=FieldsSection, description="Field names for jsonl/csv records.")
+    max_file_bytes: int = Field(
+        _DEFAULTS.max_file_bytes,
+        ge=1,
+        description="A bigger file is a file_too_large reject (256 MiB); JSONL and mbox are streamed, never capped.",
+    )
+    max_unpacked_bytes: int = Field(
+        _DEFAULTS.max_unpacked_bytes,
+        ge=1,
+        description="A DOCX/PPTX/XLSX whose parts unpack past this is a zip_bomb (512 MiB).",
+    )
+    max_pages: int = Field(_DEFAULTS.max_pages, ge=1, description="A PDF with more pages is a too_many_pages reject.")
+    sheets: list[str] | None = Field(None, description="Spreadsheet sheets to read (.xlsx, .xls); default every one.")
+    html_main_content: bool = Field(
+        False,
+        description="Keep only a web page's main content (trafilatura drops menus, banners and footers); "
+        "pip install 'gristmill[web]'.",
+    )
+
+    @field_validator("html_main_content")
+    @classmethod
+    def _web_extra(cls, on: bool) -> bool:
+        if on:
+            from curate.readers.html import trafilatura_module
+
+            try:
+                trafilatura_module()
+            except ImportError as err:
+                raise ValueError(str(err)) from None
+        return on
+
+    @property
+    def options(self) -> ReadOptions:
+        return ReadOptions(
+            self.max_file_bytes,
+            self.max_unpacked_bytes,
+            self.max_pages,
+            tuple(self.sheets) if self.sheets else None,
+            self.html_main_content,
+        )
 
 
 class TemplatesSection(Strict):
@@ -64,6 +108,9 @@ class SplitSection(Strict):
     )
     test_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of examples without a side, for test.")
     min_test_per_kind: int = Field(30, ge=0, description="Test examples wanted per kind (at most half the kind).")
+    max_test_per_kind: int | None = Field(
+        None, ge=1, description="Most test examples per kind, a seeded choice (evaluation time grows with them)."
+    )
 
 
 class PriceSection(Strict):
@@ -78,15 +125,24 @@ class LLMSection(Strict):
     max_concurrency: int = Field(8, ge=1, description="Requests in flight at once, for the whole run.")
     rpm: int | None = Field(None, ge=1, description="Requests per minute (token bucket); null: no limit.")
     tpm: int | None = Field(None, ge=1, description="Tokens per minute (estimated before, corrected after).")
-    timeout_s: float = Field(60.0, gt=0, description="Seconds before a request counts as timed out.")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds without a byte before a request counts as timed out.")
+    request_deadline_s: float = Field(
+        300.0, gt=0, description="Seconds a request may take in all, however slowly the server sends."
+    )
+    max_retry_after_s: float = Field(
+        120.0, ge=0, description="Longest wait a server's Retry-After can ask for (inf or a day are clamped to this)."
+    )
+    max_response_bytes: int = Field(8 * 2**20, ge=1024, description="Longest response body read (8 MiB).")
     max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx, timeouts and connection errors.")
     backoff_base_s: float = Field(0.5, ge=0, description="First backoff; doubles per retry, with full jitter.")
     backoff_max_s: float = Field(30.0, ge=0, description="Longest backoff (Retry-After can ask for more).")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature of every request.")
     max_tokens: int = Field(512, ge=1, description="Completion tokens per request.")
-    json_mode: Literal["schema", "object", "prompt"] = Field(
+    json_mode: Literal["auto", "schema", "object_schema", "object", "prompt"] = Field(
         "prompt",
-        description="JSON via response_format json_schema, json_object, or the prompt only (always validated).",
+        description="JSON via response_format json_schema (OpenAI), json_object with a schema (llama.cpp), "
+        "json_object, or the prompt only; auto: what `gristmill llm check` recorded for the endpoint, else "
+        "schema; a form the server refuses falls back to the next. Answers are always validated.",
     )
     json_repair_attempts: int = Field(1, ge=0, description="Repair turns for an answer that fails its schema.")
     prices: dict[str, PriceSection] = Field(default_factory=dict, description="Prices per model, for the cost.")
@@ -154,6 +210,7 @@ class Recipe(Strict):
         ]
         data["generate"] = [cfg.model_dump(mode="json") for _, cfg in self._generators]
         data["output"] = {"dir": self.run_dir.as_posix()}
+        data["llm"]["base_url"] = redact_url(self.llm.base_url)  # credentials come from the environment only
         data["gristmill_version"] = __version__
         return data
 
@@ -200,14 +257,14 @@ def _resolve_parts(raw: dict[str, Any]) -> tuple[list[str], list, list]:
     return problems, stages, generators
 
 
-def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
+def validate_recipe(raw: Any, source: str = "recipe", positions: dict[tuple, int] | None = None) -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, input:, ...), got {type(raw).__name__}")
     problems, stages, generators = _resolve_parts(raw)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as err:
-        problems = format_errors(err, "", Recipe) + problems
+        problems = format_errors(err, "", Recipe, positions) + problems
     if problems:
         raise problems_error(source, problems)
     recipe._stages, recipe._generators = stages, generators
@@ -219,4 +276,4 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     raw = read_yaml(path, f"recipe {str(path)!r} not found; write one with `gristmill init DOCS_DIR`")
     if isinstance(raw, dict):
         raw = apply_overrides(raw, overrides or [])
-    return validate_recipe(raw, str(path))
+    return validate_recipe(raw, str(path), yaml_lines(path.read_text(encoding="utf-8")))

@@ -14,7 +14,11 @@ def _document_rows(doc: Path, recipe) -> list[dict]:
     from curate.recipe import FieldsSection
     from curate.stages import get_stage
 
-    result = read_documents(discover([str(doc)]), recipe.input.fields if recipe else FieldsSection())
+    result = read_documents(
+        discover([str(doc)]),
+        recipe.input.fields if recipe else FieldsSection(),
+        options=recipe.input.options if recipe else None,
+    )
     if not result.rows:
         reasons = "; ".join(f"{r['reason']}: {r['detail']}" for r in result.rejects) or "no documents"
         raise TemplateError(f"{doc} gives no document to render: {reasons}")

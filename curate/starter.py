@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 from curate.readers import READERS, discover
 from curate.readers.base import FileRejected, decode
@@ -38,6 +41,24 @@ def _guess(keys: list[str], candidates: tuple[str, ...], default: str | None) ->
     return next((lowered[c] for c in candidates if c in lowered), default)
 
 
+def _scalar(value) -> str:
+    """A value in YAML flow style (quoted where it must be: commas, '#', ': ', leading symbols), written by the
+    YAML library, so any folder name gives a valid recipe."""
+    return (
+        yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000).strip().removesuffix("\n...")
+    )
+
+
+def output_dir_for(docs_dir: Path, name: str) -> str:
+    """``runs/<name>`` from the current directory, unless that lies inside the documents (``gristmill init .``):
+    then beside the documents folder, so a run never reads its own outputs as input."""
+    default = Path("runs") / name
+    docs = docs_dir.resolve()
+    if Path(os.path.commonpath([default.resolve(), docs])) != docs:
+        return default.as_posix()
+    return Path(os.path.relpath(docs.parent / f"{docs.name}-gristmill-runs" / name)).as_posix()
+
+
 def starter_recipe(docs_dir: Path, name: str | None = None) -> str:
     files = discover([str(docs_dir)])
     kinds = Counter(f.path.suffix.lower() or "(none)" for f in files)
@@ -54,16 +75,17 @@ def starter_recipe(docs_dir: Path, name: str | None = None) -> str:
     title_field = _guess(keys, _TITLE_FIELDS, "title")
     name = name or slug(docs_dir.resolve().name)
     note = f"\n# No reader for {', '.join(unsupported)}: those files will be listed in rejects." if unsupported else ""
-    return f"""# gristmill recipe, written by `gristmill init {docs_dir}`.
+    fields = {"text": text_field, "id": id_field, "title": title_field}
+    return f"""# gristmill recipe, written by `gristmill init`.
 # Run it with: gristmill curate THIS_FILE      (relative paths are read from the current directory)
 # Found: {found}.{note}
-name: {name}
+name: {_scalar(name)}
 seed: 13                      # seeds every choice: templates, phrasings, caps, the split
 
 input:
-  paths: [{docs_dir.as_posix()}]
+  paths: {_scalar([docs_dir.as_posix()])}
   # Field names in .jsonl/.csv records (guessed from the first record found).
-  fields: {{text: {text_field}, id: {id_field}, title: {title_field}}}
+  fields: {_scalar(fields)}
 
 stages:                       # run in this order; `gristmill stages` lists them all with their options
   - {{use: pii.redact, with: {{allow: []}}}}   # first, so nothing later sees PII; list public contacts in allow
@@ -83,11 +105,11 @@ generate:                     # offline template generators; `gristmill template
 
 persona:
   name: Assistant
-  company: {name}
+  company: {_scalar(name)}
   description: the documentation assistant
   system: You are Assistant, a helpful assistant who answers from the company's documentation.
 
 mix: {{caps: {{}}, exclude_ids: []}}
 split: {{test_fraction: 0.15, min_test_per_kind: 30}}
-output: {{dir: runs/{name}}}
+output: {_scalar({"dir": output_dir_for(docs_dir, name)})}
 """

@@ -164,7 +164,9 @@ def read_step(recipe, files, step: PlannedStep, steps: Checkpoints, reporter: Re
 
     def batches():
         rows: list[dict[str, Any]] = []
-        for kind, item in iter_documents(files, recipe.input.fields, limit, on_file=on_file):
+        for kind, item in iter_documents(
+            files, recipe.input.fields, limit, on_file=on_file, options=recipe.input.options
+        ):
             if kind == "reject":
                 rejects.append(item)
                 continue
@@ -372,11 +374,7 @@ def scrub_earlier_steps(earlier: list[PlannedStep], stage_info, steps: Checkpoin
             continue
         steps.own(step)
         marker = step.path / "scrubbed_by"
-        rejects = read_jsonl(step.path / "rejects.jsonl")
-        for r in rejects:
-            r["detail"] = stage.scrubs(r["detail"], config)
-            if r["row"] is not None:
-                r["row"] = stage.scrubs(r["row"], config)
+        rejects = [stage.scrubs(r, config) for r in read_jsonl(step.path / "rejects.jsonl")]
         write_jsonl(step.path / "rejects.jsonl.tmp", rejects)
         os.replace(step.path / "rejects.jsonl.tmp", step.path / "rejects.jsonl")
         shutil.rmtree(step.path / "rows", ignore_errors=True)

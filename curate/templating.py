@@ -189,7 +189,9 @@ class Renderer:
             for block, render_block in compiled.blocks.items():
                 out[block] = "".join(render_block(context)).strip()
         except JinjaError as err:
-            raise TemplateError(f"{spec.path}: rendering failed: {err}") from None
+            raise TemplateError(f"{spec.path} ({spec.ref}): rendering failed: {err}") from None
+        except Exception as err:  # a filter on the wrong type, a division by zero: still the template's fault
+            raise TemplateError(f"{spec.path} ({spec.ref}): rendering failed: {type(err).__name__}: {err}") from None
         return out
 
 

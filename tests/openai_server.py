@@ -3,8 +3,9 @@
 Answers are scripted per request by ``responder(body) -> str`` (the message content), and faults are injected
 per request: ``faults`` is a list consumed one per request (None: answer normally), or ``fault_for(body)``
 decides. A fault is ``("status", code, retry_after)``, ``("slow", seconds)``, ``("malformed",)`` (a body that
-is not JSON) or ``("empty",)`` (no choices). Every request is logged with its start and end times, body and
-headers; ``max_in_flight`` is the most requests it ever served at once.
+is not JSON), ``("empty",)`` (no choices), ``("trickle", seconds_per_byte)`` or ``("huge", bytes[, announce])``.
+Every request is logged with its start and end times, body and headers; ``max_in_flight`` is the most requests
+it ever served at once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ class FakeOpenAI:
         self.log: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.json_schema_support = True
+        # response_format types it accepts; any other is refused with format_refusal (status, message). The
+        # default refusal is OpenAI's; llama.cpp's server answers HTTP 500 with a request-validation error.
+        self.formats = {"text", "json_object", "json_schema"}
+        self.format_refusal = (400, "response_format json_schema unsupported")
+        self.omit_usage = False  # some servers send no usage: the client must estimate
         self._lock = threading.Lock()
         server = self
 
@@ -75,20 +80,54 @@ class FakeOpenAI:
                     return self._send(fault[1], {"error": {"message": f"injected {fault[1]}"}}, headers)
                 if fault and fault[0] == "malformed":
                     return self._raw(200, b'{"id": "x", "choices": [{"message": ')
-                if "response_format" in body and body["response_format"]["type"] == "json_schema":
-                    if not server.json_schema_support:
-                        return self._send(400, {"error": {"message": "response_format json_schema unsupported"}})
+                if fault and fault[0] == "trickle":  # headers at once, then a byte every fault[1] seconds
+                    return self._trickle(fault[1])
+                if fault and fault[0] == "huge":  # a body of fault[1] bytes, length announced or not
+                    return self._huge(fault[1], announce=len(fault) < 3 or fault[2])
+                if "response_format" in body and body["response_format"].get("type") not in server.formats:
+                    status, message = server.format_refusal
+                    return self._send(status, {"error": {"message": message, "type": "invalid_request_error"}})
                 content = server.responder(body)
                 choices = [] if fault and fault[0] == "empty" else [
                     {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                 ]  # fmt: skip
                 prompt = sum(len(m.get("content") or "") for m in body.get("messages", [])) // 4
+                usage = {"prompt_tokens": prompt, "completion_tokens": len(content) // 4,
+                         "total_tokens": prompt + len(content) // 4}  # fmt: skip
                 self._send(200, {
                     "id": f"chatcmpl-{len(server.log)}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake-model"), "choices": choices,
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": len(content) // 4,
-                              "total_tokens": prompt + len(content) // 4},
+                    **({} if server.omit_usage else {"usage": usage}),
                 })  # fmt: skip
+
+            def _trickle(self, every):
+                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "slow"}}]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                try:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:  # the client gave up
+                    pass
+
+            def _huge(self, size, announce):
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                if announce:
+                    self.send_header("content-length", str(size))
+                else:
+                    self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                try:
+                    chunk = b"x" * 65536
+                    for _ in range(size // len(chunk)):
+                        self.wfile.write(chunk if announce else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                except OSError:
+                    pass
 
             def _send(self, status, payload, headers=None):
                 self._raw(status, json.dumps(payload).encode(), headers)

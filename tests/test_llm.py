@@ -103,6 +103,78 @@ def test_json_schema_response_format_is_requested_when_configured(fake_openai):
     )
 
 
+LLAMA_CPP_REFUSAL = (  # what llama-cpp-python's server sends for a response_format type it does not know
+    500,
+    "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be 'text' or "
+    "'json_object' [type=literal_error, input_value='json_schema', input_type=str]",
+)
+
+
+def test_a_5xx_request_validation_error_is_not_retried(fake_openai):
+    fake_openai.formats = {"text", "json_object"}
+    fake_openai.format_refusal = LLAMA_CPP_REFUSAL
+    rf = {"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": SCHEMA}}}
+    with pytest.raises(LLMError, match=r"HTTP 500, a request-validation error \(not retried\)"):
+        _client_run(
+            llm_settings(fake_openai, max_retries=3), lambda c: c.chat([{"role": "user", "content": "x"}], **rf)
+        )
+    assert len(fake_openai.completions()) == 1  # sent once: no retry of a request the server cannot parse
+
+
+def _honour_object_schema(body):
+    """llama.cpp: json_object with a schema constrains the answer to it (here, a fixed valid answer)."""
+    rf = body.get("response_format") or {}
+    return '{"n": 3}' if rf.get("type") == "json_object" and rf.get("schema") else "not json"
+
+
+def test_json_mode_schema_falls_back_to_the_form_the_server_takes(fake_openai):
+    fake_openai.formats = {"text", "json_object"}
+    fake_openai.format_refusal = LLAMA_CPP_REFUSAL
+    fake_openai.responder = _honour_object_schema
+    settings = llm_settings(fake_openai, json_mode="schema", max_retries=3)
+
+    async def three(client):
+        return [await client.chat_json([{"role": "user", "content": f"n {i}?"}], SCHEMA) for i in range(3)]
+
+    rt, answers = _client_run(settings, three)
+    assert [a.value for a in answers] == [{"n": 3}] * 3
+    sent = [c["body"]["response_format"] for c in fake_openai.completions()]
+    assert [f["type"] for f in sent] == ["json_schema", "json_object", "json_object", "json_object"]  # one refusal
+    assert all(f["schema"] == SCHEMA for f in sent[1:])
+    usage = rt.client.usage.as_dict()
+    assert usage["json_mode"] == "object_schema" and usage["retries"] == 0
+    assert len(usage["notes"]) == 1 and "refused json_mode 'schema'" in usage["notes"][0]
+
+
+def test_json_mode_auto_uses_what_llm_check_recorded(fake_openai, monkeypatch):
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    monkeypatch.setenv("GRISTMILL_TEST_KEY", FAKE_KEY)
+    fake_openai.formats = {"text", "json_object"}
+    fake_openai.format_refusal = LLAMA_CPP_REFUSAL
+
+    def answer(body):  # honours a schema sent in llama.cpp's form; otherwise follows the prompt
+        rf = body.get("response_format") or {}
+        if rf.get("schema"):
+            return '{"colour": "red", "count": 1}' if "colour" in json.dumps(rf["schema"]) else '{"n": 3}'
+        return '{"ok": true}'
+
+    fake_openai.responder = answer
+    args = ["llm", "check", "--base-url", fake_openai.base_url, "--model", "fake-model"]
+    out = CliRunner().invoke(main, [*args, "--api-key-env", "GRISTMILL_TEST_KEY", "--json"])
+    report = json.loads(out.output)
+    assert not report["json_schema"]["accepted"] and report["json_object_schema"]["ok"]
+    assert report["recommended_json_mode"] == "object_schema"
+    fake_openai.log.clear()
+    rt, answer = _client_run(
+        llm_settings(fake_openai, json_mode="auto"), lambda c: c.chat_json([{"role": "user", "content": "n"}], SCHEMA)
+    )
+    assert answer.value == {"n": 3} and rt.client.usage.json_mode == "object_schema"
+    assert [c["body"]["response_format"]["type"] for c in fake_openai.completions()] == ["json_object"]
+
+
 def test_budget_stops_new_requests(fake_openai):
     settings = llm_settings(
         fake_openai,
@@ -281,7 +353,17 @@ def test_failures_go_to_rejects_and_the_ratio_bound_fails_the_run(fake_openai, t
     assert "llm_failed" in rejects and "failed after 2 attempts: HTTP 500" in rejects
     raw["llm"]["max_failure_ratio"] = 0.5
     recipe.write_text(json.dumps(raw))
+    sent = len(fake_openai.completions())
     assert _curate_cli(recipe, tmp_path).returncode == 0
+    assert len(fake_openai.completions()) == sent + 2  # the failed row is tried again (it fails again)
+    # The endpoint is back: the next run retries only the failed row (the other answer is in the cache).
+    fake_openai.fault_for = None
+    sent = len(fake_openai.completions())
+    assert _curate_cli(recipe, tmp_path).returncode == 0
+    assert len(fake_openai.completions()) == sent + 1
+    rejects = (tmp_path / "run" / "dataset" / "rejects" / "rejects.jsonl").read_text()
+    assert "llm_failed" not in rejects
+    assert _curate_cli(recipe, tmp_path).returncode == 0 and len(fake_openai.completions()) == sent + 1
 
 
 def test_zero_examples_names_the_stage_that_emptied_the_run(tmp_path, in_tmp):
@@ -366,7 +448,7 @@ def test_llm_check_reports_what_the_endpoint_supports(fake_openai, monkeypatch):
     monkeypatch.setenv("GRISTMILL_TEST_KEY", FAKE_KEY)
     fake_openai.latency = 0.05
     fake_openai.responder = lambda body: '{"ok": true}'
-    fake_openai.json_schema_support = False
+    fake_openai.formats = {"text", "json_object"}
     fake_openai.fault_for = lambda body: ("status", 429, None) if fake_openai.in_flight > 4 else None
     args = ["llm", "check", "--base-url", fake_openai.base_url, "--model", "fake-model"]
     out = CliRunner().invoke(main, [*args, "--api-key-env", "GRISTMILL_TEST_KEY", "--json"])
@@ -400,3 +482,87 @@ def test_dry_run_estimates_without_sending_anything(fake_openai, tmp_path):
     (tmp_path / "run" / "work" / "steps").rename(tmp_path / "run" / "work" / "steps-old")
     third = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert "answered from the cache │ 3" in " ".join(third.stdout.split())  # 2 labels and the returns writer
+
+
+def test_the_budget_holds_under_concurrency_and_unsent_rows_are_budget_exhausted(fake_openai):
+    """16 requests in flight at once and a budget for about 5: each request holds its estimated cost before it is
+    sent, so the spend stays within the budget plus one request's estimate."""
+    fake_openai.latency = 0.2
+    fake_openai.omit_usage = True  # no usage in the responses: the spend is estimated from the text
+    price = {"fake-model": {"input_per_1m": 1000, "output_per_1m": 1000}}
+    settings = llm_settings(fake_openai, prices=price, budget_usd=0.06, max_tokens=10, max_concurrency=16)
+    rt = LLMRuntime(settings, None, 0)
+    try:
+        results = rt.map(lambda i: rt.client.chat([{"role": "user", "content": f"{i} " + "x" * 40}]), range(40))
+        estimate = rt.client.estimate_cost(11, 10)
+    finally:
+        rt.close()
+    sent = len(fake_openai.completions())
+    assert 3 <= sent <= 6, sent
+    assert rt.client.usage.cost_usd <= 0.06 + estimate
+    assert sum(isinstance(r, BudgetExceeded) for r in results) == 40 - sent
+    from curate.llm.client import failure_reason
+
+    assert {failure_reason(r) for r in results if isinstance(r, Exception)} == {"budget_exhausted"}
+
+
+def test_retry_after_is_clamped_and_a_trickling_or_huge_response_is_cut_off(fake_openai):
+    fake_openai.faults = [("status", 429, "inf"), ("status", 503, 86400)]
+    t0 = time.monotonic()
+    _, answer = _client_run(
+        llm_settings(fake_openai, max_retry_after_s=0.2, max_retries=3),
+        lambda c: c.chat([{"role": "user", "content": "hi"}]),
+    )
+    assert answer.content == "ok" and time.monotonic() - t0 < 5  # not forever, not a day
+    fake_openai.faults = [("trickle", 0.3)]  # every byte within the read timeout, the whole never
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match="request_deadline_s"):
+        _client_run(
+            llm_settings(fake_openai, timeout_s=2, request_deadline_s=1.0, max_retries=0),
+            lambda c: c.chat([{"role": "user", "content": "slow"}]),
+        )
+    assert time.monotonic() - t0 < 4
+    for fault in (("huge", 4 * 2**20, True), ("huge", 4 * 2**20, False)):
+        fake_openai.faults = [fault]
+        with pytest.raises(LLMError, match="max_response_bytes"):
+            _client_run(
+                llm_settings(fake_openai, max_response_bytes=2**20, max_retries=2),
+                lambda c: c.chat([{"role": "user", "content": "big"}]),
+            )
+
+
+def test_tokens_per_minute_hold_for_requests_larger_than_a_seconds_allowance(fake_openai):
+    """tpm 60,000 (1,000 a second) and requests of about 2,000 tokens: each puts the bucket in debt, so over any
+    window the tokens admitted stay within one second's burst plus the rate (before: clamped to 1,000 each)."""
+    settings = llm_settings(fake_openai, tpm=60_000, max_tokens=8, max_concurrency=8)
+    rt = LLMRuntime(settings, None, 0)
+    try:
+        rt.map(lambda i: rt.client.chat([{"role": "user", "content": f"{i}" + "y" * 8000}]), range(5))
+    finally:
+        rt.close()
+    starts = sorted(e["start"] for e in fake_openai.completions())
+    per_request = 8000 // 4 + 8
+    for i in range(len(starts)):
+        for j in range(i + 1, len(starts)):
+            admitted = (j - i + 1) * per_request
+            assert admitted <= 1000 + 1000 * (starts[j] - starts[i]) + per_request + 100, (i, j)
+    assert starts[-1] - starts[0] >= 6  # 4 requests after the first, 2 seconds of allowance each
+
+
+def test_the_endpoint_is_part_of_the_cache_key_and_credentials_never_leave(fake_openai, tmp_path):
+    from curate.recipe import validate_recipe
+    from tests.openai_server import FakeOpenAI
+
+    other = FakeOpenAI().start()
+    other.responder = lambda body: "from the other endpoint"
+    try:
+        cache = tmp_path / "cache.sqlite"
+        _client_run(llm_settings(fake_openai), lambda c: c.chat([{"role": "user", "content": "q"}]), cache)
+        _, answer = _client_run(llm_settings(other), lambda c: c.chat([{"role": "user", "content": "q"}]), cache)
+        assert answer.content == "from the other endpoint" and not answer.cached
+    finally:
+        other.stop()
+    secret_url = "https://alice:pa55word@llm.example.com/v1?key=SECRETKEY123"
+    recipe = validate_recipe({"name": "r", "input": {"paths": ["x"]}, "llm": {"base_url": secret_url, "model": "m"}})
+    resolved = json.dumps(recipe.resolved())
+    assert "pa55word" not in resolved and "SECRETKEY123" not in resolved and "llm.example.com/v1" in resolved

@@ -18,7 +18,7 @@ import yaml
 from curate.pipeline import curate
 from curate.recipe import load_recipe, validate_recipe
 from curate.rows import doc_of
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY_TRAIN
 
 ENVELOPE_KEYS = {"id", "doc_id", "source", "stage", "reason", "detail", "row"}
 DATA_FILES = ("train.jsonl", "test.jsonl", "rejects/rejects.jsonl", "documents/documents.jsonl")
@@ -58,6 +58,7 @@ def test_sample_run_has_every_kind_with_the_persona(sample_run):
     train = jsonl(result.dataset_dir / "train.jsonl")
     test = jsonl(result.dataset_dir / "test.jsonl")
     kinds = {"qa", "summary", "persona", "extract_json", "refusal", "benign_near_miss", "abstain"}
+    kinds |= {"grounded_qa", "grounded_abstain"}
     assert {e["kind"] for e in train} == kinds
     assert {e["kind"] for e in test} == kinds
     for example in train + test:
@@ -123,7 +124,9 @@ def test_bad_files_and_duplicates_are_in_rejects(sample_run):
     metas = [json.loads(d["meta"]) for d in documents]
     assert {"utf-8", "utf-16", "cp1252"} <= {m.get("encoding") for m in metas}
     assert {"markdown", "text", "html", "jsonl", "csv", "pdf", "docx", "email"} <= {m["format"] for m in metas}
-    assert any(m.get("chunk", {}).get("pages") == [1, 3] for m in metas)  # the quick-start PDF's provenance
+    pdf = [d for d in documents if d["source"].endswith(".pdf")]
+    manual = [(d["section"], json.loads(d["meta"])["chunk"]["pages"]) for d in pdf]
+    assert ("Trailhead 2 Tent Quick Start > Spare parts and repairs", [3, 3]) in manual  # headings and pages
 
 
 def test_rows_in_equal_rows_out_plus_rejected(sample_run):
@@ -145,7 +148,7 @@ def test_rows_in_equal_rows_out_plus_rejected(sample_run):
 def test_resolved_recipe_is_a_valid_recipe(sample_run):
     result, _recipe = sample_run
     resolved = yaml.safe_load((result.dataset_dir / "recipe.resolved.yaml").read_text())
-    assert resolved["stages"][0]["version"] == 1 and resolved["gristmill_version"]
+    assert resolved["stages"][0]["version"] == 2 and resolved["gristmill_version"]  # pii.redact@2
     assert validate_recipe(resolved).resolved() == resolved
 
 
@@ -153,7 +156,7 @@ def test_second_run_resumes_from_checkpoints_with_same_output(sample_run, sample
     result, _ = sample_run
     before = {name: (result.dataset_dir / name).read_bytes() for name in DATA_FILES}
     monkeypatch.chdir(sample_workspace)
-    again = curate(load_recipe("sample_data/recipe.yaml"))
+    again = curate(load_recipe("sample_data/recipe.yaml", TINY_TRAIN))
     assert all(s.cached for s in again.steps if s.step != "mix")
     assert {name: (again.dataset_dir / name).read_bytes() for name in DATA_FILES} == before
 

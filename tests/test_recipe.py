@@ -66,13 +66,9 @@ def test_all_problems_reported_at_once():
 
 
 def test_stage_version_pin_and_resolved_recipe():
-    recipe = validate_recipe({**BASE, "stages": [{"use": "normalize.text", "version": 1}, {"use": "dedupe.exact"}]})
+    recipe = validate_recipe({**BASE, "stages": [{"use": "filter.length", "version": 1}, {"use": "dedupe.exact"}]})
     resolved = recipe.resolved()
-    assert resolved["stages"][0] == {
-        "use": "normalize.text",
-        "version": 1,
-        "with": {"unicode_form": "NFC", "strip_control": True, "collapse_spaces": True, "max_blank_lines": 1},
-    }
+    assert resolved["stages"][0] == {"use": "filter.length", "version": 1, "with": {"min_words": 0, "max_words": None}}
     assert resolved["gristmill_version"]
     assert "stages.0.use" in problems({**BASE, "stages": [{"use": "normalize.text", "version": 7}]})
 

@@ -29,7 +29,7 @@ def run(name: str, rows: list[dict], batch_size: int = 256, **config):
 
 def test_registry_lists_versions_and_suggests_names():
     refs = {s.ref for s in all_stages()}
-    assert {"normalize.text@1", "dedupe.exact@1", "chunk.sections@1", "filter.length@1"} <= refs
+    assert {"normalize.text@2", "dedupe.exact@1", "chunk.sections@1", "filter.length@1"} <= refs
     with pytest.raises(StageError, match=r"Did you mean dedupe\.exact"):
         get_stage("dedupe.exakt")
     with pytest.raises(StageError, match="no version 9"):

@@ -39,6 +39,9 @@ VALUES = {
     "show_schema": True,
     "schema_in": "system",
     "record": "Subject: Late parcel",
+    "context": "[1] Returns\nRefunds take 5 to 10 days.\n\nQuestion: How long do refunds take?",
+    "n": 1,
+    "covered": "Shipping and Warranty",
 }
 
 
@@ -144,3 +147,17 @@ def test_templates_for_checks_what_the_generator_provides(tmp_path):
 
 def test_builtin_templates_found_in_source_checkout():
     assert (builtin_templates_dir() / "qa").is_dir()
+
+
+def test_any_exception_while_rendering_is_a_template_error_naming_the_template(tmp_path):
+    from curate.errors import TemplateError
+
+    bad = tmp_path / "qa" / "divide.jinja"
+    bad.parent.mkdir()
+    bad.write_text(
+        "---\nname: qa.divide\nversion: 1\nkind: qa\nrequires: [title, text]\n---\n"
+        "{% block user %}{{ title | int // 0 }}{% endblock %}{% block assistant %}{{ text }}{% endblock %}\n"
+    )
+    spec = load_templates([str(tmp_path)])["qa.divide"]
+    with pytest.raises(TemplateError, match=r"divide\.jinja \(qa\.divide@1\): rendering failed: ZeroDivisionError"):
+        Renderer().render(spec, {**VALUES, "title": "3", "variant": 0})

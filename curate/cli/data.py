@@ -44,9 +44,10 @@ def curate(recipe_path: Path, overrides: tuple[str, ...], limit: int | None, dry
         _print_plan(recipe, limit)
         return
     from curate.cli.progress import RichReporter, print_curate_summary
+    from curate.layout import RunLock
     from curate.pipeline import curate as run_curation
 
-    with RichReporter(make_console()) as reporter:
+    with RunLock(recipe.layout, "curate"), RichReporter(make_console()) as reporter:
         result = run_curation(recipe, limit=limit, reporter=reporter)
     print_curate_summary(make_console(), result)
 
@@ -70,10 +71,12 @@ def _print_plan(recipe, limit: int | None) -> None:
     from curate.pipeline import uses_llm
 
     if uses_llm(recipe):
+        from curate.llm.client import redact_url
         from curate.llm.dry_run import estimate_llm
 
         est = estimate_llm(recipe, limit)
-        table = Table("LLM estimate", "", title=f"{recipe.llm.model} at {recipe.llm.base_url} (nothing was sent)")
+        where = f"{recipe.llm.model} at {redact_url(recipe.llm.base_url)}"
+        table = Table("LLM estimate", "", title=f"{where} (nothing was sent)")
         table.add_row("requests to send", str(est.requests))
         table.add_row("answered from the cache", str(est.cache_hits))
         table.add_row("prompt tokens (4 characters each)", str(est.prompt_tokens))
@@ -118,6 +121,7 @@ def llm_check(recipe_path, base_url, model, api_key_env, max_concurrency, as_jso
 
     from rich.table import Table
 
+    from curate.llm.client import redact_url
     from curate.llm.probe import probe
     from curate.recipe import LLMSection, load_recipe
 
@@ -128,16 +132,23 @@ def llm_check(recipe_path, base_url, model, api_key_env, max_concurrency, as_jso
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    table = Table("check", "result", title=f"llm check: {settings.model} at {settings.base_url}")
+    table = Table("check", "result", title=f"llm check: {settings.model} at {redact_url(settings.base_url)}")
     chat = report["chat"]
     table.add_row("chat completions", f"{'ok' if chat['ok'] else 'FAILED ' + chat['detail']}, {chat['latency_s']}s")
     if chat["ok"]:
-        for name in ("json_object", "json_schema"):
-            table.add_row(f"response_format {name}", "ok" if report[name]["ok"] else f"no ({report[name]['detail']})")
+        forms = {
+            "json_object": "json_object",
+            "json_schema": "json_schema",
+            "json_object_schema": "json_object + schema",
+        }
+        for name, label in forms.items():
+            found = report[name]
+            verdict = "ok" if found["ok"] else "accepted, schema not followed" if found.get("accepted") else "refused"
+            table.add_row(f"response_format {label}", verdict if found["ok"] else f"{verdict} ({found['detail']})")
         conc = report["concurrency"]
         rates = ", ".join(f"{b['concurrency']}: {b['requests_per_s']}/s" for b in conc["bursts"])
         table.add_row("highest concurrency that worked", f"{conc['highest_ok']} (requests/s by concurrency: {rates})")
-        table.add_row("recommended llm.json_mode", report["recommended_json_mode"])
+        table.add_row("recommended llm.json_mode", f"{report['recommended_json_mode']} (recorded for json_mode: auto)")
     make_console().print(table)
 
 

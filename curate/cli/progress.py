@@ -96,12 +96,23 @@ def print_eval_table(console, report: dict) -> None:
                 mark = f"{sign} {goal['target']:.2f} " + ("[green]ok[/]" if goal["passed"] else "[red]missed[/]")
             cells = [label, str(row["n"]), metric]
             if has_baseline:
-                base = row["baseline"][metric]
-                cells += [f"{base:.3f}", f"{value:.3f}", f"{value - base:+.3f}"]
+                base = row["baseline"].get(metric)  # absent: it applied to none of the baseline's outputs
+                cells += (
+                    [f"{base:.3f}", f"{value:.3f}", f"{value - base:+.3f}"]
+                    if base is not None
+                    else ["–", f"{value:.3f}", ""]
+                )
             else:
                 cells += [f"{value:.3f}"]
             table.add_row(*cells, mark)
     console.print(table)
+    versus = report.get("versus_baseline") or []
+    if versus:
+        worse = [f"{r['kind']} ({r['metric']})" for r in versus if r.get("counted", True) and not r["better"]]
+        few = [r["kind"] for r in versus if not r.get("counted", True)]
+        verdict = "[green]yes[/]" if not worse else f"[red]no[/]: not on {', '.join(worse)}"
+        aside = f" (too few examples to judge: {', '.join(few)})" if few else ""
+        console.print(f"better than the base on every held-out kind: {verdict}{aside}")
     for note in report.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
 
@@ -156,11 +167,14 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
     return result
 
 
-def eval_with_progress(console, model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size):
+def eval_with_progress(
+    console, model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size, retrieve_k=None
+):
     """Evaluate with a progress bar and print the table; settings default to the dataset's recipe."""
     import yaml
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from curate.retrieval import Retriever
     from train.config import EvalSection
     from train.evaluate import default_baseline, evaluate
 
@@ -192,6 +206,7 @@ def eval_with_progress(console, model_dir, dataset_dir, eval_dir, baseline, prom
             on_phase=on_phase,
             on_batch=lambda n: progress.advance(task, n),
             threads=threads,
+            retrieve=Retriever(dataset_dir, k=retrieve_k) if retrieve_k else None,
         )
     print_eval_table(console, result.report)
     console.print(

@@ -1,7 +1,7 @@
 """The request cache: SQLite in WAL mode, one row per successful response, keyed by a hash of model, messages,
-parameters and seed. Each response is committed as it arrives, so a run killed mid-stage re-sends nothing it
-already paid for; failures are never written. The key and the stored response hold no credentials (the API key
-is a header, never part of a request body).
+parameters, seed and the endpoint. Each response is committed as it arrives, so a run killed mid-stage re-sends
+nothing it already paid for; failures are never written. The key and the stored response hold no credentials (the
+API key is a header, never part of a request body).
 """
 
 from __future__ import annotations
@@ -15,9 +15,26 @@ from pathlib import Path
 from typing import Any
 
 
-def request_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    body = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
+def request_key(
+    model: str, messages: list[dict[str, str]], params: dict[str, Any], base_url: str | None = None
+) -> str:
+    """The cache key of a request: the endpoint (its scheme, host, port and path; no credentials), model,
+    messages, parameters and seed. Another endpoint serving a model of the same name is another model."""
+    body = json.dumps(
+        {"endpoint": _endpoint(base_url), "model": model, "messages": messages, "params": params},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _endpoint(base_url: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    if not base_url:
+        return ""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path.rstrip('/')}"
 
 
 class RequestCache:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.llm.cache import RequestCache, request_key
-from curate.llm.client import Answer, Usage, estimate_tokens, json_request
+from curate.llm.client import Answer, Usage, estimate_tokens, initial_json_mode, json_request
 
 
 def minimal_instance(schema: dict[str, Any]) -> Any:
@@ -51,10 +51,12 @@ class DryRunClient:
         self.cache = RequestCache(cache_path) if cache_path is not None and cache_path.is_file() else None
         self.estimate = Estimate()
         self.usage = Usage()  # stays empty: nothing is sent
+        self.json_mode = initial_json_mode(settings)
 
     async def chat(self, messages: list[dict[str, str]], **extra: Any) -> Answer:
         params = {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens, "seed": self.seed}
-        if self.cache is not None and self.cache.get(request_key(self.settings.model, messages, {**params, **extra})):
+        key = request_key(self.settings.model, messages, {**params, **extra}, base_url=self.settings.base_url)
+        if self.cache is not None and self.cache.get(key):
             self.estimate.cache_hits += 1
         else:
             prompt = sum(estimate_tokens(m["content"]) for m in messages)
@@ -69,7 +71,7 @@ class DryRunClient:
         return Answer("{}", False, 0, 0)
 
     async def chat_json(self, messages, schema, name: str = "answer") -> Answer:
-        convo, extra = json_request(messages, schema, name, self.settings.json_mode)  # the request the client sends
+        convo, extra = json_request(messages, schema, name, self.json_mode)  # the request the client sends
         answer = await self.chat(convo, **extra)
         answer.value = minimal_instance(schema)
         return answer

@@ -1,10 +1,12 @@
 """``gristmill llm check``: probe an endpoint before a run spends anything on it.
 
 It sends a handful of tiny requests (a few tokens each) and reports: whether chat completions work and their
-latency, whether JSON object mode (``response_format: json_object``) and JSON-schema output
-(``response_format: json_schema``) are accepted and honoured, and the highest concurrency, doubling from 1 up
-to a ceiling, at which every request of a burst succeeded (no 429, no 5xx, no timeout), with the burst's
-throughput. The recommended ``json_mode`` follows from what worked.
+latency; which JSON forms the endpoint accepts and honours: JSON object mode (``response_format:
+json_object``), a JSON schema in OpenAI's form (``json_schema``) and in llama.cpp's (``json_object`` with a
+``schema``), a schema counting as honoured only when the answer follows a schema the prompt never shows; and
+the highest concurrency, doubling from 1 up to a ceiling, at which every request of a burst succeeded (no 429,
+no 5xx, no timeout), with the burst's throughput. The recommended ``json_mode`` follows from what worked, and
+is recorded in the user cache for the endpoint and model, where ``json_mode: auto`` finds it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from typing import Any
 
 from curate.errors import RecipeError
+from curate.llm.client import record_json_mode, redact_url
 
 PROBE_SCHEMA = {
     "type": "object",
@@ -23,12 +26,19 @@ PROBE_SCHEMA = {
     "required": ["ok"],
     "additionalProperties": False,
 }
+# A schema the prompt does not spell out: only a server that constrains the output to it gets this right.
+HIDDEN_SCHEMA = {
+    "type": "object",
+    "properties": {"colour": {"type": "string", "enum": ["red", "green"]}, "count": {"type": "integer"}},
+    "required": ["colour", "count"],
+    "additionalProperties": False,
+}
 
 
-async def _call(sdk, model: str, **kwargs) -> tuple[bool, float, str]:
+async def _call(sdk, model: str, max_tokens: int = 20, **kwargs) -> tuple[bool, float, str]:
     start = time.perf_counter()
     try:
-        response = await sdk.chat.completions.create(model=model, max_tokens=20, temperature=0, **kwargs)
+        response = await sdk.chat.completions.create(model=model, max_tokens=max_tokens, temperature=0, **kwargs)
         content = response.choices[0].message.content or ""
         return True, time.perf_counter() - start, content
     except Exception as err:  # reported, not raised: a probe says what does not work
@@ -36,13 +46,15 @@ async def _call(sdk, model: str, **kwargs) -> tuple[bool, float, str]:
         return False, time.perf_counter() - start, f"HTTP {status}" if status else type(err).__name__
 
 
-def _json_ok(content: str) -> bool:
+def _json_ok(content: str, schema: dict[str, Any] | None = PROBE_SCHEMA) -> bool:
+    """Whether ``content`` is a JSON object (valid against ``schema`` when one is given)."""
     from jsonschema.validators import validator_for
 
     try:
-        return validator_for(PROBE_SCHEMA)(PROBE_SCHEMA).is_valid(json.loads(content))
+        value = json.loads(content)
     except ValueError:
         return False
+    return isinstance(value, dict) and (schema is None or validator_for(schema)(schema).is_valid(value))
 
 
 async def probe(settings, ceiling: int = 32) -> dict[str, Any]:
@@ -55,17 +67,22 @@ async def probe(settings, ceiling: int = 32) -> dict[str, Any]:
         raise RecipeError(f"the environment variable {settings.api_key_env} is not set; export the API key there")
     sdk = AsyncOpenAI(base_url=settings.base_url, api_key=key, max_retries=0, timeout=settings.timeout_s)
     ask = [{"role": "user", "content": 'Reply with the JSON object {"ok": true} and nothing else.'}]
-    report: dict[str, Any] = {"base_url": settings.base_url, "model": settings.model}
+    report: dict[str, Any] = {"base_url": redact_url(settings.base_url), "model": settings.model}
     try:
         ok, latency, detail = await _call(sdk, settings.model, messages=ask)
         report["chat"] = {"ok": ok, "latency_s": round(latency, 3), "detail": detail[:80]}
         if not ok:
             return report
         ok, _, detail = await _call(sdk, settings.model, messages=ask, response_format={"type": "json_object"})
-        report["json_object"] = {"ok": ok and _json_ok(detail), "detail": detail[:80]}
-        fmt = {"type": "json_schema", "json_schema": {"name": "probe", "schema": PROBE_SCHEMA, "strict": True}}
-        ok, _, detail = await _call(sdk, settings.model, messages=ask, response_format=fmt)
-        report["json_schema"] = {"ok": ok and _json_ok(detail), "detail": detail[:80]}
+        report["json_object"] = {"ok": ok and _json_ok(detail, None), "detail": detail[:80]}
+        hidden = [{"role": "user", "content": "Describe a traffic light as a JSON object."}]
+        forms = {
+            "json_schema": {"type": "json_schema", "json_schema": {"name": "probe", "schema": HIDDEN_SCHEMA}},
+            "json_object_schema": {"type": "json_object", "schema": HIDDEN_SCHEMA},
+        }
+        for name, fmt in forms.items():
+            ok, _, detail = await _call(sdk, settings.model, messages=hidden, response_format=fmt, max_tokens=40)
+            report[name] = {"ok": ok and _json_ok(detail, HIDDEN_SCHEMA), "accepted": ok, "detail": detail[:80]}
         best, bursts, n = 0, [], 1
         while n <= ceiling:
             start = time.perf_counter()
@@ -78,9 +95,9 @@ async def probe(settings, ceiling: int = 32) -> dict[str, Any]:
                 break
             best, n = n, n * 2
         report["concurrency"] = {"highest_ok": best, "bursts": bursts}
-        report["recommended_json_mode"] = (
-            "schema" if report["json_schema"]["ok"] else "object" if report["json_object"]["ok"] else "prompt"
-        )
+        modes = {"schema": "json_schema", "object_schema": "json_object_schema", "object": "json_object"}
+        report["recommended_json_mode"] = next((m for m, check in modes.items() if report[check]["ok"]), "prompt")
+        record_json_mode(settings.base_url, settings.model, report["recommended_json_mode"])
     finally:
         await sdk.close()
     return report

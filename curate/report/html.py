@@ -111,9 +111,12 @@ def _example_rows(examples: list[dict], documents: dict[str, dict]) -> list[dict
         meta = json.loads(e.get("meta") or "{}")
         source_docs = [documents[s] for s in e["source_ids"] if s in documents]
         labels = sorted(
-            f"{k}={v}"
-            for k, v in {(k, v) for d in source_docs for k, v in json.loads(d.get("labels") or "{}").items()}
-            if isinstance(v, (str, bool))
+            {
+                f"{k}={v}"
+                for d in source_docs
+                for k, v in json.loads(d.get("labels") or "{}").items()
+                if isinstance(v, (str, bool))  # label.llm's labels are an object: shown on the documents
+            }
         )
         judge = meta.get("judge")
         out.append(

@@ -11,6 +11,7 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.llm.client import failure_reason
 from curate.rows import REJECT_DETAIL, REJECT_REASON, dumps
 from curate.stages.registry import Batch, register
 
@@ -60,7 +61,7 @@ def label_llm(batch: Batch, config: LabelLLMConfig, context) -> Batch:
     for existing, answer in zip(batch["labels"], answers, strict=True):
         merged = json.loads(existing or "{}")
         if isinstance(answer, Exception):
-            reasons.append("llm_failed")
+            reasons.append(failure_reason(answer))
             details.append(str(answer))
         else:
             merged["llm"] = {**answer.value, "model": rt.settings.model, "template": spec.ref}
