@@ -87,11 +87,16 @@ def distinct_prompts(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any
     return [ex for k, ex in enumerate(examples) if k not in dropped], rejects
 
 
+def _held_for_test(example: dict[str, Any]) -> bool:
+    return bool(json.loads(example.get("meta") or "{}").get("holdout"))
+
+
 def mix_examples(
     examples: list[dict[str, Any]], mix, seed: int, blocklist=None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(kept examples in their original order, reject envelopes): exact duplicates, review exclusions,
-    responses naming a blocked term, near-duplicate prompts within a kind, then ratios and caps."""
+    responses naming a blocked term, near-duplicate prompts within a kind, then ratios and caps on the examples
+    that may train (a generator's held-out test examples are never capped)."""
     rejects: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     first: dict[str, str] = {}
@@ -116,17 +121,19 @@ def mix_examples(
     kept, near = distinct_prompts(kept)
     rejects += near
 
-    counts = Counter(ex["kind"] for ex in kept)
+    # Ratios and caps shape what trains: examples their generator held out for test are never limited.
+    limited = [ex for ex in kept if not _held_for_test(ex)]
+    counts = Counter(ex["kind"] for ex in limited)
     limits = _ratio_targets(counts, mix.ratios)
     for kind, cap in mix.caps.items():
         limits[kind] = min(cap, limits.get(kind, cap))
     chosen: set[str] = set()
     for kind, limit in limits.items():
-        ids = sorted((ex["id"] for ex in kept if ex["kind"] == kind), key=lambda i: short_hash(str(seed), "mix", i))
+        ids = sorted((ex["id"] for ex in limited if ex["kind"] == kind), key=lambda i: short_hash(str(seed), "mix", i))
         chosen.update(ids[:limit])
     out = []
     for ex in kept:
-        if ex["kind"] in limits and ex["id"] not in chosen:
+        if ex["kind"] in limits and ex["id"] not in chosen and not _held_for_test(ex):
             why = "mix.caps" if ex["kind"] in mix.caps and limits[ex["kind"]] == mix.caps[ex["kind"]] else "mix.ratios"
             rejects.append(
                 example_reject(ex, "over_kind_limit", f"{ex['kind']} limited to {limits[ex['kind']]} by {why}")

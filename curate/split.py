@@ -72,6 +72,11 @@ def split_examples(
     ]
     train = [ex for ex, t in zip(examples, is_test, strict=True) if not t]
     test, rejects = _drop_seen_in_train(train, [ex for ex, t in zip(examples, is_test, strict=True) if t])
+    test, untrained = _drop_closed_book_untrained(train, test)
+    rejects += untrained
+    if split.max_test_per_kind is not None:
+        test, over = _limit_test(test, split.max_test_per_kind, seed)
+        rejects += over
     in_test = Counter(ex["kind"] for ex in test)
     held_kinds = {ex["kind"] for ex, flag in zip(examples, flags, strict=True) if flag is not None}
     notes = []
@@ -87,6 +92,38 @@ def split_examples(
         short = f"{in_test[kind]} test examples, fewer than split.min_test_per_kind={split.min_test_per_kind}"
         notes.append(f"{kind}: {short}; {why}")
     return train, test, notes, rejects
+
+
+def _limit_test(test: list[dict[str, Any]], limit: int, seed: int):
+    """At most ``limit`` test examples per kind, a seeded choice (evaluation time grows with the test set)."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for ex in test:
+        by_kind[ex["kind"]].append(ex["id"])
+    chosen = {
+        i for ids in by_kind.values() for i in sorted(ids, key=lambda i: short_hash(str(seed), "test", i))[:limit]
+    }
+    over = [
+        example_reject(ex, "over_test_limit", f"split.max_test_per_kind={limit}")
+        for ex in test
+        if ex["id"] not in chosen
+    ]
+    return [ex for ex in test if ex["id"] in chosen], over
+
+
+def _drop_closed_book_untrained(train: list[dict[str, Any]], test: list[dict[str, Any]]):
+    """A closed-book test question (``meta.closed_book``) about a section no training example of its kind answers
+    could only be answered by inventing (mixing may have dropped that section's training questions as near
+    duplicates): it is dropped, with the reason."""
+    trained = {(ex["kind"], s) for ex in train for s in ex["source_ids"]}
+    kept, rejects = [], []
+    for ex in test:
+        closed = json.loads(ex.get("meta") or "{}").get("closed_book")
+        if closed and not all((ex["kind"], s) in trained for s in ex["source_ids"]):
+            detail = f"no training {ex['kind']} example answers from {', '.join(ex['source_ids'])}"
+            rejects.append(example_reject(ex, "closed_book_untrained", detail))
+        else:
+            kept.append(ex)
+    return kept, rejects
 
 
 def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]]):

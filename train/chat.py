@@ -14,8 +14,8 @@ from curate.errors import OutputError
 from curate.layout import RunLayout
 
 
-def resolve_model(path: Path) -> tuple[Path, str | None]:
-    """(model folder, the run's persona system prompt or None)."""
+def resolve_model(path: Path) -> tuple[Path, str | None, Path | None]:
+    """(model folder, the run's persona system prompt or None, the run's dataset folder or None)."""
     path = Path(path)
     if (path / "config.json").is_file():
         layout = RunLayout.create(path.parent.parent, path.parent) if path.parent.name == "model" else None
@@ -31,7 +31,8 @@ def resolve_model(path: Path) -> tuple[Path, str | None]:
     system = None
     if behaviours is not None and behaviours.is_file():
         system = (json.loads(behaviours.read_text(encoding="utf-8")).get("persona") or {}).get("system")
-    return path, system
+    dataset = layout.dataset if layout is not None and layout.dataset.is_dir() else None
+    return path, system, dataset
 
 
 class Chat:
@@ -45,11 +46,14 @@ class Chat:
         import torch
 
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        from train.device import autocast_dtype
+
+        enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         sampling = (
             {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
         )
-        with torch.inference_mode():
+        dtype = autocast_dtype()  # as evaluation generates, so chat answers what eval scored
+        with torch.inference_mode(), torch.autocast(self.model.device.type, dtype=dtype, enabled=dtype is not None):
             out = self.model.generate(
                 **enc,
                 max_new_tokens=self.max_new_tokens,

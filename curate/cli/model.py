@@ -19,8 +19,12 @@ from curate.cli.app import handle_errors, main, make_console
 def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: bool) -> None:
     """Fine-tune on a curated dataset with TRL's SFTTrainer (preflight first, always)."""
     from curate.cli.progress import train_with_progress
+    from curate.layout import RunLayout, RunLock
+    from curate.output import check_dataset_dir
 
-    train_with_progress(make_console(), path, list(overrides), resume=resume, preflight_only=preflight_only)
+    layout = RunLayout.of(check_dataset_dir(path))
+    with RunLock(layout, "train"):
+        train_with_progress(make_console(), path, list(overrides), resume=resume, preflight_only=preflight_only)
 
 
 @main.command()
@@ -33,13 +37,15 @@ def run(recipe_path: Path, overrides: tuple[str, ...], executor) -> None:
     import time
 
     from curate.cli.run import run_all
+    from curate.layout import RunLock
     from curate.recipe import load_recipe
 
     start = time.perf_counter()
     console = make_console()
     overrides = (*overrides, *([f"executor={executor}"] if executor else []))
     recipe = load_recipe(recipe_path, list(overrides))
-    result = run_all(recipe, list(overrides), console=console)
+    with RunLock(recipe.layout, "run"):
+        result = run_all(recipe, list(overrides), console=console)
     from curate.report.html import write_report
 
     report_path = write_report(result.run_dir, result.layout.report)
@@ -77,17 +83,31 @@ def _print_run_summary(console, result, wall: float) -> None:
 @click.option("--prompts", type=click.Path(path_type=Path), help="JSONL of your own {prompt, expected} prompts.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
+@click.option("--retrieve", is_flag=True, help="Also ask the held-out qa questions with retrieved excerpts (BM25).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Excerpts --retrieve shows.")
 @handle_errors
-def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size) -> None:
-    """Score the trained model on the held-out split per behaviour kind, against a baseline."""
+def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size, retrieve, top_k) -> None:
+    """Score the trained model on the held-out split per behaviour kind, against a baseline. With --retrieve,
+    the held-out qa questions are asked again with the top sections of the dataset's documents (the grounded
+    prompt format), and the table adds the retrieval hit rate at 1, 3 and 5."""
     from train.evaluate import resolve_paths
 
     model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
     from curate.cli.progress import eval_with_progress
+    from curate.layout import RunLayout, RunLock
 
-    result = eval_with_progress(
-        make_console(), model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size
-    )
+    with RunLock(RunLayout.of(dataset_dir), "eval"):
+        result = eval_with_progress(
+            make_console(),
+            model_dir,
+            dataset_dir,
+            eval_dir,
+            baseline,
+            prompts,
+            max_new_tokens,
+            batch_size,
+            retrieve_k=top_k if retrieve else None,
+        )
     if not result.report["passed"]:
         make_console().print("[yellow]some behaviour targets were missed (see the table)[/]")
 
@@ -98,17 +118,45 @@ def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size
 @click.option("--system", default=None, help="System prompt; default the run's persona.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0: greedy.")
+@click.option("--retrieve", is_flag=True, help="Put the top sections of the run's documents before each question.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Excerpts --retrieve shows.")
 @handle_errors
-def chat(path: Path, prompt: str | None, system: str | None, max_new_tokens: int, temperature: float) -> None:
-    """Chat with a trained model (a model folder or a run directory). /reset clears, /exit quits."""
+def chat(
+    path: Path,
+    prompt: str | None,
+    system: str | None,
+    max_new_tokens: int,
+    temperature: float,
+    retrieve: bool,
+    top_k: int,
+) -> None:
+    """Chat with a trained model (a model folder or a run directory). /reset clears, /exit quits. With
+    --retrieve, each question goes to the model with the top sections of the run's dataset/documents/, in the
+    prompt format the grounded examples trained on."""
     from train.chat import Chat, resolve_model
 
-    model_dir, persona = resolve_model(path)
+    model_dir, persona, dataset = resolve_model(path)
     system = system if system is not None else persona
+    retriever = None
+    if retrieve:
+        from curate.errors import InputError
+        from curate.retrieval import Retriever
+
+        if dataset is None:
+            raise InputError(f"--retrieve needs a run directory (with dataset/documents/), not {path}")
+        retriever = Retriever(dataset, k=top_k)
     bot = Chat(model_dir, max_new_tokens=max_new_tokens, temperature=temperature)
     start = [{"role": "system", "content": system}] if system else []
+
+    def ask(history: list[dict[str, str]], question: str):
+        """(the answer to ``question`` after ``history``, what was retrieved); with --retrieve the question goes
+        to the model with its excerpts."""
+        found = retriever(question) if retriever is not None else None
+        turn = found.user if found is not None else question
+        return bot.reply([*history, {"role": "user", "content": turn}]), found
+
     if prompt is not None:
-        click.echo(bot.reply([*start, {"role": "user", "content": prompt}]))
+        click.echo(ask(start, prompt)[0])
         return
     console = make_console()
     console.print(f"chatting with [bold]{model_dir}[/]; /reset clears the conversation, /exit or Ctrl-D quits")
@@ -126,9 +174,11 @@ def chat(path: Path, prompt: str | None, system: str | None, max_new_tokens: int
             continue
         if not line.strip():
             continue
-        history.append({"role": "user", "content": line})
-        answer = bot.reply(history)
-        history.append({"role": "assistant", "content": answer})
+        answer, found = ask(history, line)
+        if found is not None:
+            sources = ", ".join(f"[{n}] {i}" for n, i in enumerate(found.shown, 1)) or "no matching section"
+            console.print(f"[dim]retrieved: {sources}[/]")
+        history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer}]
         console.print(f"[bold]model>[/] {answer}", markup=True, highlight=False)
 
 

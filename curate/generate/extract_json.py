@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend, held_out, pick, register_generator
-from curate.generate.llm_gen import failure_reason
+from curate.llm.client import failure_reason
 from curate.rows import loads_obj
 from curate.text import markdown_blocks
 

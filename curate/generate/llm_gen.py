@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from curate.errors import InvalidJSON
+from curate.llm.client import failure_reason
 from curate.templating import Renderer, prompt_messages, prompt_template
 
 JUDGE_SCHEMA = {
@@ -102,11 +102,6 @@ def write_and_judge(
         example = ctx.llm_example(kind, user, assistant, item["source_ids"], item["group"], write_spec.ref, meta)
         out.append(example)
     return out
-
-
-def failure_reason(err: Exception) -> str:
-    """The reject reason of a failed LLM call: schema_invalid when the answer never validated, else llm_failed."""
-    return "schema_invalid" if isinstance(err, InvalidJSON) else "llm_failed"
 
 
 def rewrite_answers(

@@ -35,6 +35,18 @@ class QAConfig(LLMBackend, GeneratorConfig):
     )
 
 
+# What the qa writer prompt answers with: question/answer pairs written from one section.
+PAIRS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "properties": {"question": {"type": "string", "minLength": 5}, "answer": {"type": "string", "minLength": 1}},
+        "required": ["question", "answer"],
+    },
+}
+
+
 def qa_variables(row: dict, config: QAConfig) -> dict | None:
     if count_words(row["text"]) < config.min_words:
         return None
@@ -85,7 +97,7 @@ def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
                 {**variables, "variant": rng.randrange(1_000_000)},
                 source_ids=[row["id"]],
                 group=row["doc_id"],
-                meta={"section": row["section"], "holdout": test},
+                meta={"section": row["section"], "holdout": test, "closed_book": True},
             )
             if example:
                 out.append(example)
@@ -103,7 +115,7 @@ def _llm_qa(ctx: GenerateContext, config: QAConfig) -> list[dict]:
 
     def to_pairs(item, value):
         pairs = value["pairs"][:n]
-        return [(p["question"], p["answer"], {"holdout": len(pairs) > 1 and i == len(pairs) - 1})
+        return [(p["question"], p["answer"], {"holdout": len(pairs) > 1 and i == len(pairs) - 1, "closed_book": True})
                 for i, p in enumerate(pairs)]  # fmt: skip
 
     items = [
@@ -118,24 +130,7 @@ def _llm_qa(ctx: GenerateContext, config: QAConfig) -> list[dict]:
         for row in ctx.training_documents(config)
         if qa_variables(row, config) is not None
     ]
-    schema = {
-        "type": "object",
-        "properties": {
-            "pairs": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "question": {"type": "string", "minLength": 5},
-                        "answer": {"type": "string", "minLength": 1},
-                    },
-                    "required": ["question", "answer"],
-                },
-            }
-        },
-        "required": ["pairs"],
-    }
+    schema = {"type": "object", "properties": {"pairs": PAIRS}, "required": ["pairs"]}
     return write_and_judge(
         ctx, "qa", config, items,
         writer="prompt.qa_write", writer_variables={"title", "section", "text", "n"}, schema=schema,

@@ -14,7 +14,8 @@ from pydantic import Field, model_validator
 
 from curate.generate.base import GenerateContext, register_generator
 from curate.generate.policy.base import PolicyConfig, filled_distinct, paraphrased, policy_example
-from curate.generate.policy.slots import STOP_WORDS, Filled
+from curate.generate.policy.slots import Filled
+from curate.retrieval import STOP_WORDS
 
 
 class AbstainConfig(PolicyConfig):

@@ -15,6 +15,7 @@ from curate.errors import GristmillError
 from curate.generate.base import GenerateContext, GeneratorConfig, LLMBackend
 from curate.generate.policy.model import Policy, load_policy
 from curate.generate.policy.slots import Filled, fill_slots
+from curate.llm.client import failure_reason
 from curate.near_dup import THRESHOLD
 from curate.templating import TemplateSpec
 
@@ -92,7 +93,7 @@ def paraphrased(ctx: GenerateContext, kind: str, filled: list[Filled]) -> list[F
         filled, rt.map(lambda m: rt.client.chat_json(m, schema, "paraphrase"), requests), strict=True
     ):
         if isinstance(answer, Exception):
-            ctx.reject(kind, "llm_failed", f"paraphrase of {item.text!r}: {answer}")
+            ctx.reject(kind, failure_reason(answer), f"paraphrase of {item.text!r}: {answer}")
         else:
             out.append(dataclasses.replace(item, text=answer.value["paraphrase"].strip()))
     return out

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from curate.config import Strict, read_yaml, validate_section
+from curate.config import Strict, read_yaml, validate_section, yaml_lines
 
 _FORMATTER = string.Formatter()
 
 
 def slot_names(template: str) -> list[str]:
-    return [name for _, name, _, _ in _FORMATTER.parse(template) if name]
+    return [name for _, name, _, _ in _FORMATTER.parse(template) if name is not None]
 
 
 class SlotTemplates(Strict):
@@ -34,6 +34,12 @@ class SlotTemplates(Strict):
                 raise ValueError(
                     f"request {template!r} is not a valid template ({err}); write slots as {{name}}"
                 ) from None
+            odd = [n for n in names if not n.isidentifier()]
+            if odd:
+                raise ValueError(
+                    f"request {template!r} has the field {{{odd[0]}}}; write slots by name, as {{name}}, and list "
+                    "their values under slots (positional or dotted fields are not slots)"
+                )
             missing = [n for n in names if not self.slots.get(n)]
             if missing:
                 raise ValueError(f"request {template!r} uses slot {missing[0]!r}, which has no values under slots")
@@ -64,6 +70,10 @@ class Abstain(Strict):
     response: str = Field(description="The abstention; {entity} names what the question asked about.")
     questions: dict[str, list[str]] = Field(description="Question templates per entity type; {entity} is filled.")
     entities: dict[str, list[str]] = Field(description="Entities per type that the documents must not mention.")
+    near_misses: list[NearMiss] = Field(
+        default_factory=list,
+        description="In-scope questions that look like out-of-scope ones, answered from the docs (benign_near_miss).",
+    )
 
     @model_validator(mode="after")
     def _types_match(self):
@@ -99,4 +109,4 @@ class Policy(Strict):
 def load_policy(path: str) -> Policy:
     """Read and validate a policy file; a RecipeError names the file and every problem."""
     raw = read_yaml(Path(path), f"policy file {path!r} does not exist; see sample_data/policies/guardrails.yaml")
-    return validate_section(Policy, raw, path)
+    return validate_section(Policy, raw, path, positions=yaml_lines(Path(path).read_text(encoding="utf-8")))

@@ -10,18 +10,11 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import re
 from dataclasses import dataclass
 
 from curate.generate.base import held_out
 from curate.generate.policy.model import slot_names
 from curate.rows import short_hash
-
-# Words that say nothing about what a request or a section is about (BM25 lookups and corpus checks skip them).
-STOP_WORDS = frozenset(
-    "a an and are as at be by can do does for from how i in is it me my of on or our please the this to us we what "
-    "when where which who why will with you your".split()
-)
 
 
 @dataclass(frozen=True)
@@ -66,10 +59,3 @@ def _round_robin(groups: list[list[Filled]], n: int) -> list[Filled]:
             elif len(out) < n:
                 out.append(item)
     return out
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
