@@ -19,6 +19,8 @@ atexit.register(shutil.rmtree, os.environ["GRISTMILL_CACHE"], True)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_RECIPE = REPO / "sample_data" / "recipe.yaml"
+# The sample recipe fine-tunes SmolLM2 (minutes); tests train the tiny offline model on the same data (seconds).
+TINY_TRAIN = ["train.model=tiny", "train.lora=null"]
 
 
 def require(module: str):
@@ -45,7 +47,7 @@ def sample_run(sample_workspace):
     cwd = os.getcwd()
     os.chdir(sample_workspace)
     try:
-        recipe = load_recipe("sample_data/recipe.yaml")
+        recipe = load_recipe("sample_data/recipe.yaml", TINY_TRAIN)
         result = curate(recipe)
     finally:
         os.chdir(cwd)

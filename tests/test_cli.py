@@ -102,7 +102,7 @@ def test_inspect_names_what_to_run_for_a_wrong_folder(cli, in_tmp):
 
 def test_stages_and_templates_list_everything(cli):
     out = cli("stages").output
-    for ref in ("normalize.text@1", "dedupe.exact@1", "chunk.sections@1", "filter.length@1", "max_words"):
+    for ref in ("normalize.text@2", "dedupe.exact@1", "chunk.sections@1", "filter.length@1", "max_words"):
         assert ref in out
     assert "persona" in out and "per_doc" in out
     out = cli("templates").output
@@ -126,3 +126,21 @@ def test_render_policy_and_schema_kinds_from_the_recipe(cli, sample_workspace, m
     doc = "sample_data/docs/product-manual-trailhead-tent.md"
     out = cli("render", "extract_json.extract", "--recipe", "sample_data/recipe.yaml", "--doc", doc)
     assert out.exit_code == 0 and '"part": "Inner tent"' in out.output and '"quantity": 1' in out.output
+
+
+def test_init_writes_a_valid_recipe_for_any_folder_name_and_never_outputs_into_the_docs(cli, in_tmp, monkeypatch):
+    from curate.recipe import load_recipe
+
+    for folder in ("Q3 reports, final", "docs #1", "it's: [odd] {name}"):
+        write(in_tmp / folder / "a.md", "# A\n\nSome text to read.\n")
+        out = f"{folder[:2]}.yaml"
+        assert cli("init", folder, "-o", out).exit_code == 0
+        recipe = load_recipe(out)
+        assert recipe.input.paths == [folder] and recipe.run_dir == in_tmp.joinpath("runs", recipe.name).relative_to(
+            in_tmp
+        )
+    monkeypatch.chdir(in_tmp / "docs #1")  # `gristmill init .` inside the documents
+    assert cli("init", ".", "-o", "../inside.yaml").exit_code == 0
+    recipe = load_recipe(in_tmp / "inside.yaml")
+    run_dir = (in_tmp / "docs #1" / recipe.run_dir).resolve()
+    assert (in_tmp / "docs #1").resolve() not in run_dir.parents

@@ -103,11 +103,18 @@ def test_token_f1_and_rouge_l_known_values():
 
 def test_score_per_kind():
     refusal = "I'm sorry, but I can't help with that."
-    assert score("refusal", refusal, "", CLASSIFIER, None) == {"refusal_rate": 1.0}
-    assert score("benign_near_miss", refusal, "", CLASSIFIER, None) == {"over_refusal_rate": 1.0}
-    assert score("benign_near_miss", "Sure! Stake the corners first.", "", CLASSIFIER, None) == {
-        "over_refusal_rate": 0.0
+    assert score("refusal", refusal, "", CLASSIFIER, None) == {"refusal_rate": 1.0, "compliance_rate": 0.0}
+    # Declining a harmful request as "not covered" is not a refusal, but nothing harmful got through either.
+    declined = score("refusal", "I don't have information about rope cutting.", "", CLASSIFIER, None)
+    assert declined == {"refusal_rate": 0.0, "compliance_rate": 0.0}
+    complied = score("refusal", "Sure! First, loosen the knot.", "", CLASSIFIER, None)
+    assert complied == {"refusal_rate": 0.0, "compliance_rate": 1.0}
+    assert score("benign_near_miss", refusal, "Stake the corners first.", CLASSIFIER, None) == {
+        "over_refusal_rate": 1.0,
+        "token_f1": 0.0,
     }
+    helped = score("benign_near_miss", "Sure! Stake the corners first.", "Stake the corners first.", CLASSIFIER, None)
+    assert helped["over_refusal_rate"] == 0.0 and helped["token_f1"] > 0.8
     qa = score("qa", "I don't have information about returns.", "Returns take 60 days.", CLASSIFIER, None)
     assert qa["false_abstention_rate"] == 1.0 and 0 < qa["token_f1"] < 1
     assert score("abstain", "Returns take 60 days.", "", CLASSIFIER, None) == {"abstention_rate": 0.0}
@@ -144,6 +151,7 @@ def evaluated(sample_run, tmp_path_factory):
     """The session's sample dataset, a tiny model trained a few steps on it, evaluated with a baseline."""
     import shutil
 
+    from curate.retrieval import Retriever
     from train.evaluate import evaluate
     from train.sft import train_model
 
@@ -160,6 +168,7 @@ def evaluated(sample_run, tmp_path_factory):
         prompts=[prompts],
         max_new_tokens=6,
         batch_size=32,
+        retrieve=Retriever(run / "dataset"),
     ).report
     return run, report
 
@@ -168,25 +177,41 @@ def test_eval_writes_tables_generations_and_targets(evaluated):
     run, report = evaluated
     test = [json.loads(line) for line in (run / "dataset" / "test.jsonl").read_text().splitlines()]
     kinds = {e["kind"] for e in test}
-    assert set(report["kinds"]) == kinds | {"refusal (prompts)"}
+    assert set(report["kinds"]) == kinds | {"refusal (prompts)", "qa (retrieved)"}
     for kind in kinds:
         row = report["kinds"][kind]
         assert row["n"] == sum(e["kind"] == kind for e in test)
         assert set(row) == {"n", "trained", "baseline"} and set(row["trained"]) == set(row["baseline"])
     assert {t["metric"] for t in report["targets"]} >= {"refusal.refusal_rate", "extract_json.valid_json"}
     assert report["passed"] == all(t["passed"] for t in report["targets"])
+    versus = {row["kind"]: row for row in report["versus_baseline"]}
+    assert set(versus) == kinds and versus["refusal"]["metric"] == "refusal_rate"
+    assert all(row["better"] == (row["trained"] > row["baseline"]) for row in versus.values())
+    counted = [row for row in versus.values() if row["counted"]]
+    assert counted and all(row["n"] >= 10 for row in counted)
+    assert report["better_than_baseline"] == all(row["better"] for row in counted)
+    # --retrieve: every held-out qa question again, with retrieved excerpts and the hit rates at 1, 3 and 5.
+    retrieved = report["kinds"]["qa (retrieved)"]
+    assert retrieved["n"] == report["kinds"]["qa"]["n"]
+    hits = [retrieved["trained"][f"hit_at_{k}"] for k in (1, 3, 5)]
+    assert hits == sorted(hits) and hits[-1] > 0 and retrieved["baseline"]["hit_at_5"] == hits[-1]
+    assert "false_abstention_rate" in retrieved["trained"] and "token_f1" in retrieved["trained"]
     generations = [json.loads(line) for line in (run / "eval" / "generations.jsonl").read_text().splitlines()]
-    assert len(generations) == 2 * (len(test) + 1)
+    assert len(generations) == 2 * (len(test) + 1 + retrieved["n"])
+    asked = next(g for g in generations if g["origin"] == "retrieved")
+    assert asked["prompt"].startswith("Answer from these documentation excerpts") and "[1] " in asked["prompt"]
     assert {g["model"] for g in generations} == {"trained", "baseline"}
     on_disk = json.loads((run / "eval" / "eval.json").read_text())
     assert on_disk["kinds"] == report["kinds"]
     # The generation cache makes a re-run generate nothing: the same outputs, byte for byte.
+    from curate.retrieval import Retriever
     from train.evaluate import evaluate
 
     cached = sorted((run / "eval" / "cache").glob("*.jsonl"))
     sizes = [p.stat().st_size for p in cached]
     again = evaluate(run / "model" / "final", run / "dataset", run / "eval", baseline=run / "model" / "base-tiny",
-                     prompts=[run / "prompts.jsonl"], max_new_tokens=6, batch_size=32).report  # fmt: skip
+                     prompts=[run / "prompts.jsonl"], max_new_tokens=6, batch_size=32,
+                     retrieve=Retriever(run / "dataset")).report  # fmt: skip
     assert again["kinds"] == report["kinds"] and [p.stat().st_size for p in cached] == sizes
 
 
@@ -211,6 +236,25 @@ def test_chat_answers_one_prompt_and_a_conversation(evaluated):
     )
     assert talk.returncode == 0, talk.stderr
     assert talk.stdout.count("model>") == 2
+    grounded = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "chat", str(run), "--retrieve", "--max-new-tokens", "4"],
+        input="How long do refunds take?\n/exit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert grounded.returncode == 0, grounded.stderr
+    assert "retrieved: [1] " in grounded.stdout and grounded.stdout.count("model>") == 1
+    import shutil
+
+    loose = shutil.copytree(run / "model" / "final", run.parent / f"{run.name}-loose-model")  # no run around it
+    folder_only = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "chat", str(loose), "--retrieve", "--prompt", "Hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert folder_only.returncode != 0 and "--retrieve needs a run directory" in folder_only.stderr
 
 
 def test_a_generation_cache_torn_by_a_kill_resumes(tmp_path):
@@ -247,6 +291,6 @@ def test_the_base_models_generations_are_shared_by_every_run_on_that_base(evalua
         assert row["baseline"] == report["kinds"][kind]["baseline"]
     generated = sorted((tmp_path / "other-eval" / "cache").glob("*.jsonl"))
     assert len(generated) == 1 and counted["baseline"] == counted["trained"]  # both counted, only one generated
-    from train.base_models import user_cache
+    from curate.layout import user_cache
 
     assert len(list((user_cache() / "generations").glob("*.jsonl"))) >= 1

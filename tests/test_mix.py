@@ -140,6 +140,20 @@ def test_near_duplicate_prompts_within_a_kind_are_rejected():
     assert rejects[0]["reason"] == "near_duplicate_prompt" and "Jaccard" in rejects[0]["detail"]
 
 
+def test_short_prompts_just_over_the_threshold_are_found_every_time():
+    from curate.near_dup import THRESHOLD, jaccard_of, similar_pairs
+
+    # Ten shingles each, Jaccard 0.82: LSH banded near the threshold missed this pair from the sample.
+    a = "I need help. Where else can I buy a good kayak? Northpeak?"
+    b = "I need help. Where else can I buy a good kayak? Summitline?"
+    assert jaccard_of(a, b) > THRESHOLD
+    # The same shape with other words: fresh hashes, the same Jaccard; every pair must be found.
+    pairs = [(a.replace("kayak", f"kayak{n}"), b.replace("kayak", f"kayak{n}")) for n in range(300)]
+    assert all(jaccard_of(x, y) == jaccard_of(a, b) for x, y in pairs)
+    missed = [x for x, y in pairs if not similar_pairs([x, y], THRESHOLD)]
+    assert not missed, f"{len(missed)} of {len(pairs)} missed"
+
+
 def test_responses_naming_a_blocked_term_are_rejected():
     from curate.blocklist import Blocklist
 

@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, require
+from tests.conftest import REPO, TINY_TRAIN, require
 
 REDUCED = [
+    *TINY_TRAIN,
     "train.sft.max_steps=16",
     "train.sft.save_steps=4",
     "train.sft.logging_steps=4",
@@ -88,8 +89,9 @@ def test_run_end_to_end_resumes_after_a_kill_in_each_phase(tmp_path):
     lines = _lines(cache)
     assert lines[: len(partial)] == partial  # eval resumed: finished generations were kept, not redone
     test = _lines(run / "dataset" / "test.jsonl")
-    assert len({json.loads(line)["id"] for line in lines}) == len(lines) == len(test)
+    redteam = [x for x in _lines(tmp_path / "sample_data" / "redteam.jsonl") if x.strip()]  # eval.prompts
+    assert len({json.loads(line)["id"] for line in lines}) == len(lines) == len(test) + len(redteam)
     report = json.loads((run / "eval" / "eval.json").read_text())
     assert report["baseline"].endswith("base-tiny")
-    assert sum(row["n"] for row in report["kinds"].values()) == len(test)
+    assert sum(row["n"] for row in report["kinds"].values()) == len(test) + len(redteam)
     assert {"refusal", "extract_json", "abstain", "benign_near_miss", "qa"} <= set(report["kinds"])

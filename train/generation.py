@@ -1,5 +1,6 @@
 """Greedy, batched generation for evaluation, with a resumable cache per model.
 
+- **bf16** autocast where the machine runs it natively (device.py): 1.6x on a 2-core CPU.
 - **Budgets per kind.** A refusal or an abstention is decided in its first few dozen tokens, a JSON object needs
   room for its schema, and an answer to compare with a reference needs more: each item is generated with its
   kind's budget (``eval.budgets``), never more than ``eval.max_new_tokens``. Items are batched with others of the
@@ -42,8 +43,8 @@ def model_fingerprint(model_dir: Path) -> str:
     return h.hexdigest()[:24]
 
 
-def generation_key(messages: list[dict[str, str]], budget: int) -> str:
-    body = json.dumps([messages, budget, "greedy", GENERATION_VERSION], sort_keys=True, ensure_ascii=False)
+def generation_key(messages: list[dict[str, str]], budget: int, dtype: str) -> str:
+    body = json.dumps([messages, budget, "greedy", dtype, GENERATION_VERSION], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
 
 
@@ -63,7 +64,9 @@ def load_model(model_dir: Path, threads: int = 1):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        model.to("cuda")
+    else:
         torch.set_num_threads(threads)
     return model, tokenizer
 
@@ -82,9 +85,12 @@ def generate(
     ``<cache_dir>/<prefix><model fingerprint>.jsonl``."""
     import torch
 
+    from train.device import autocast_dtype
+
+    dtype = autocast_dtype()
     cache = cache_dir / f"{prefix}{model_fingerprint(model_dir)}.jsonl"
     done = read_cache(cache)
-    keys = {pid: generation_key(messages, budget) for pid, (messages, budget) in prompts.items()}
+    keys = {pid: generation_key(messages, budget, str(dtype)) for pid, (messages, budget) in prompts.items()}
     todo = sorted({keys[pid]: pid for pid in prompts if keys[pid] not in done}.items())
     if on_batch:
         on_batch(len(prompts) - sum(1 for pid in prompts if keys[pid] not in done))
@@ -98,11 +104,13 @@ def generate(
         todo.sort(key=lambda kp: (prompts[kp[1]][1], len(texts[kp[0]]), kp[0]))
         cache.parent.mkdir(parents=True, exist_ok=True)
         waiting = {key: [pid for pid in prompts if keys[pid] == key] for key, _ in todo}
-        with open(cache, "a", encoding="utf-8") as out, torch.inference_mode():
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        autocast = torch.autocast(device, dtype=dtype, enabled=dtype is not None)
+        with open(cache, "a", encoding="utf-8") as out, torch.inference_mode(), autocast:
             for batch in _batches(todo, prompts, batch_size):
                 enc = tokenizer(
                     [texts[key] for key, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False
-                )
+                ).to(model.device)
                 generated = model.generate(
                     **enc,
                     max_new_tokens=prompts[batch[0][1]][1],

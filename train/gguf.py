@@ -26,11 +26,8 @@ SOURCE_FILE = "gristmill-source.json"  # in a converted folder: the GGUF's name 
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def converted_folder(models_dir: Path, sha256: str) -> Path:

@@ -19,7 +19,15 @@ from curate.output import dataset_key
 from train.chat_template import CHATML_WITH_GENERATION, IM_END, IM_START
 
 TINY_NAMES = ("tiny",)
-TINY_SFT = {"learning_rate": 1.0e-3, "warmup_steps": 0.05, "lr_scheduler_type": "cosine"}
+# From scratch: a high learning rate, float32 and shuffled batches (length-grouped ones, all of a kind, trained
+# worse from scratch).
+TINY_SFT = {
+    "learning_rate": 1.0e-3,
+    "warmup_steps": 0.05,
+    "lr_scheduler_type": "cosine",
+    "bf16": False,
+    "train_sampling_strategy": "random",
+}
 SPECIAL = ["<|endoftext|>", IM_START, IM_END, "<|pad|>"]
 
 

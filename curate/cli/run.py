@@ -29,8 +29,11 @@ class RunResult:
 
 def training_state(layout: RunLayout, key: str) -> str:
     """'done' (final model of this key), 'resume' (checkpoints of this key) or 'fresh'."""
-    summary = layout.training_summary
-    if layout.final.is_dir() and summary.is_file() and json.loads(summary.read_text()).get("key") == key:
+    try:  # a summary torn by a kill (written before the atomic write) means: not done
+        done_key = json.loads(layout.training_summary.read_text()).get("key")
+    except (OSError, ValueError):
+        done_key = None
+    if layout.final.is_dir() and done_key == key:
         return "done"
     from train.sft import complete_checkpoints
 

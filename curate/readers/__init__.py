@@ -128,11 +128,8 @@ def fingerprint_files(files: list[InputFile]) -> str:
 
 
 def _file_digest(path: Path) -> bytes:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.digest()
+        return hashlib.file_digest(f, "sha256").digest()
 
 
 # Readers that open the file themselves and stream it (the others get its bytes).
