@@ -154,8 +154,3 @@ class Retriever:
         rows = [h.row for h in hits[: self.k]]
         user = grounded_user_turn(self.templates, self.renderer, rows, question, self.excerpt_words)
         return Retrieved(user, [r["id"] for r in rows], [h.row["id"] for h in hits])
-
-
-def hits_at(ranked: list[str], answer: str, ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, float]:
-    """{hit_at_k: 1.0 when ``answer`` is among the first k ranked ids}."""
-    return {f"hit_at_{k}": float(answer in ranked[:k]) for k in ks}

@@ -186,20 +186,17 @@ class LLMClient:
             **extra,
         }
 
-    def _reserve(self, estimate: float) -> None:
-        """Hold ``estimate`` against the budget before a request is sent, or stop: with requests in flight, what
-        is already spent does not yet show what they will cost, so the holds count too. Synchronous, so no other
-        task on the loop runs between the check and the hold."""
+    def _check_budget(self, estimate: float) -> None:
+        """Stop when what is spent, what requests in flight hold, and ``estimate`` more would pass the budget: with
+        requests in flight, what is already spent does not yet show what they will cost, so the holds count too.
+        Synchronous, so no other task on the loop runs between a check and the hold that follows it."""
         budget = self.settings.budget_usd
-        if budget is None:
-            return
-        if self.stopped or self.usage.cost_usd + self._reserved + estimate > budget:
+        if budget is not None and (self.stopped or self.usage.cost_usd + self._reserved + estimate > budget):
             self.stopped = True
             raise BudgetExceeded(
                 f"budget llm.budget_usd={budget} reached (spent {self.usage.cost_usd:.4f} USD, "
                 f"{self._reserved:.4f} USD held by requests in flight)"
             )
-        self._reserved += estimate
 
     async def chat(self, messages: list[dict[str, str]], **extra: Any) -> Answer:
         """One chat completion (from the cache when this exact request was answered before)."""
@@ -214,14 +211,14 @@ class LLMClient:
         semaphore, requests, tokens = self._limits()
         expected = prompt_estimate + params["max_tokens"]
         last_error = "no attempt"
-        self._reserve(estimate)
+        self._check_budget(estimate)
+        self._reserved += estimate  # held against the budget until the request is settled
         try:
             for attempt in range(self.settings.max_retries + 1):
                 await requests.take(1)
                 await tokens.take(expected)
                 async with semaphore:
-                    self._reserved -= estimate  # re-checked now that it may send: the budget may be gone
-                    self._reserve(estimate)
+                    self._check_budget(0.0)  # again now that it may send (its own estimate is held already)
                     self.usage.requests += 1
                     try:
                         response = await asyncio.wait_for(
@@ -469,7 +466,7 @@ def _classify(err: Exception, deadline: float | None = None) -> tuple[float | No
                 wait = float(header) if header else 0.0
             except ValueError:
                 wait = 0.0
-            wait = wait if math.isfinite(wait) and wait > 0 else 0.0 if not math.isinf(wait) else float("inf")
+            wait = 0.0 if math.isnan(wait) or wait < 0 else wait  # inf stays, for max_retry_after_s to clamp
             return wait, description, False
         return None, f"{description} (not retried): {message[:300]}", True
     if isinstance(err, (json.JSONDecodeError, ValueError)):  # a body that is not JSON

@@ -312,6 +312,11 @@ def _key(name: str) -> str:
 _ESCAPES = re.compile(r"\\[ntr]")
 
 
+@functools.cache
+def _person_keys(fields: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_key(f) for f in fields)
+
+
 def scrub_value(value: Any, config: PIIConfig, counts: dict[str, int], key: str | None = None) -> Any:
     """``value`` (a JSON value) with every string scrubbed: a value under a key that names a secret is <SECRET>
     whole, under a person field <NAME>; a string that holds JSON is parsed and scrubbed value by value, so a
@@ -326,7 +331,7 @@ def scrub_value(value: Any, config: PIIConfig, counts: dict[str, int], key: str 
     if name and any(part in name for part in SECRET_KEY_PARTS) and config.action("secret") != "keep":
         counts["secret"] = counts.get("secret", 0) + 1
         return "<SECRET>"
-    if name and name in {_key(f) for f in config.person_fields} and config.action("name") != "keep":
+    if name and name in _person_keys(tuple(config.person_fields)) and config.action("name") != "keep":
         counts["name"] = counts.get("name", 0) + 1
         return "<NAME>"
     if value.lstrip()[:1] in ("{", "["):
