@@ -205,3 +205,12 @@ def user_cache() -> Path:
         return Path(os.environ["GRISTMILL_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gristmill"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` to ``path`` through a temporary sibling renamed into place: a reader (or a crash) sees the old file
+    or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

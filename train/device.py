@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from functools import cache
@@ -50,7 +49,7 @@ def cpu_bf16() -> bool:
     flags = cpu_flags()
     if not flags & set(BF16_FLAGS):
         return False
-    from curate.layout import user_cache
+    from curate.layout import user_cache, write_atomic
 
     key = hashlib.sha256(" ".join(sorted(flags)).encode() + torch.__version__.encode()).hexdigest()[:16]
     record = user_cache() / "probes" / f"cpu-bf16-{key}.json"
@@ -61,10 +60,7 @@ def cpu_bf16() -> bool:
         ok = done.returncode == 0  # -4: SIGILL, an instruction the VM traps
     except subprocess.TimeoutExpired:
         ok = False
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(f".{record.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"ok": ok, "flags": sorted(flags & set(BF16_FLAGS)), "torch": torch.__version__}))
-    os.replace(tmp, record)
+    write_atomic(record, json.dumps({"ok": ok, "flags": sorted(flags & set(BF16_FLAGS)), "torch": torch.__version__}))
     return ok
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError, OutputError
-from curate.layout import RunLayout, user_cache
+from curate.layout import RunLayout, user_cache, write_atomic
 from curate.output import check_dataset_dir, read_jsonl
 from train.behaviour import DEFAULT_TARGETS, HIGHER_IS_BETTER, IMPROVES_ON, METRICS, Classifier, score
-from train.generation import generate, write_atomic
+from train.generation import generate
 
 MIN_COMPARED = 10  # held-out examples a kind needs before "better than the base" is judged on it
 EXPECTED_KINDS = {"refusal": "refusal", "abstain": "abstain", "json": "extract_json", "answer": "answer"}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from curate.errors import TrainError
+from curate.layout import write_atomic
 
 GENERATION_VERSION = 2  # bump when generation itself changes (stopping, decoding), never for scoring
 
@@ -154,10 +154,3 @@ def read_cache(cache: Path) -> dict[str, str]:
     if torn:
         write_atomic(cache, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return {r["id"]: r["output"] for r in rows}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

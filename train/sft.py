@@ -31,7 +31,7 @@ import yaml
 
 from curate.config import apply_overrides, problems_error, validate_section
 from curate.errors import TrainError
-from curate.layout import RunLayout
+from curate.layout import RunLayout, write_atomic
 from curate.output import check_dataset_dir, dataset_key
 from train.base_models import resolve_model
 from train.config import TrainSection
@@ -332,9 +332,7 @@ def summarize(p: Prepared, trainer, result, wall: float, resumed: bool) -> dict[
         "lora": p.section.lora.model_dump() if p.section.lora else None,
         "sft": {k: v for k, v in p.args.items() if k != "output_dir"},
     }
-    tmp = p.layout.training_summary.with_name(f".{p.layout.training_summary.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, p.layout.training_summary)
+    write_atomic(p.layout.training_summary, json.dumps(summary, indent=2, default=str))
     return summary
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import BudgetExceeded, InvalidJSON, LLMError, RecipeError, RequestRejected
-from curate.layout import user_cache
+from curate.layout import user_cache, write_atomic
 from curate.llm.cache import RequestCache, request_key
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -358,15 +358,12 @@ def recorded_json_mode(base_url: str | None, model: str | None) -> str | None:
 
 def record_json_mode(base_url: str | None, model: str | None, mode: str) -> None:
     path = _record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         records = {}
     records[endpoint_key(base_url, model)] = {"json_mode": mode, "checked": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(records, indent=2, sort_keys=True))
 
 
 def initial_json_mode(settings) -> str:
