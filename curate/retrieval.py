@@ -14,12 +14,11 @@ so the model sees at chat and eval time what it was trained on.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate.text import count_words, split_sentences
+from curate.text import count_words, split_sentences, words
 
 GROUNDED_PROMPT = "prompt.grounded_user"
 EXCERPT_WORDS = 120  # the grounded generators' default excerpt_words
@@ -29,11 +28,6 @@ STOP_WORDS = frozenset(
     "a an and are as at be by can do does for from how i in is it me my of on or our please the this to us we what "
     "when where which who why will with you your".split()
 )
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def terms(text: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Plain-text helpers shared by stages and generators: word counts, sentences, and Markdown blocks."""
+"""Plain-text helpers shared by both halves (stages, generators, retrieval, evaluation): words, word counts,
+sentences, code fences and Markdown blocks. Pure standard library, so ``train`` may import it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,33 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING_START = re.compile(r" {0,3}(#{1,6})\s")
 _PAGE = re.compile(r"^<!-- page (\d+) -->$")  # page markers written by the PDF and PPTX readers
+
+
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """The project's one word tokenizer: lower-cased runs of Unicode letters, digits and underscores ("Rückgabe"
+    stays one word). Retrieval, token F1, support and the detector all count these."""
+    return _WORD.findall(text.lower())
+
+
+# Words that carry no content (grounded support counts the others; the refusal-reason check ignores them).
+FUNCTION_WORDS = frozenset(
+    "a an and are as at be been but by can could do does for from had has have how i if in into is it its me my no "
+    "not of on or our so than that the their them then there these they this to up us was we were what when where "
+    "which who why will with would you your".split()
+)
+
+
+def strip_fence(text: str) -> str:
+    """``text`` without one Markdown code fence around it (```` ```json ... ``` ````; an unclosed fence runs to the
+    end), as models wrap structured output; text without a fence is returned stripped."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped.strip()
 
 
 def count_words(text: str) -> int:

@@ -37,6 +37,7 @@ from typing import Any
 from curate.errors import BudgetExceeded, InvalidJSON, LLMError, RecipeError, RequestRejected
 from curate.layout import user_cache, write_atomic
 from curate.llm.cache import RequestCache, request_key
+from curate.text import strip_fence
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 # JSON modes, each falling back to the next when the server refuses its response_format.
@@ -405,7 +406,7 @@ def json_request(
 
 def _parse_json(text: str) -> tuple[Any, str, bool]:
     """(value or None, the problem, whether json-repair was needed)."""
-    stripped = _strip_fence(text)
+    stripped = strip_fence(text)
     try:
         return json.loads(stripped), "", False
     except ValueError as err:
@@ -419,14 +420,6 @@ def _parse_json(text: str) -> tuple[Any, str, bool]:
     if isinstance(value, (dict, list)) and value:
         return value, "", True
     return None, problem, False
-
-
-def _strip_fence(text: str) -> str:
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return stripped.strip()
 
 
 def _read_response(response) -> tuple[str | None, int, int]:
