@@ -126,20 +126,38 @@ def _drop_closed_book_untrained(train: list[dict[str, Any]], test: list[dict[str
     return kept, rejects
 
 
-def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]]):
-    from curate.near_dup import prompt_of, similar_pairs
+def prompt_views(example: dict[str, Any]) -> list[str]:
+    """What a test prompt must not share with a training prompt: its whole user turn, and the question in it
+    when the turn wraps one in excerpts (a grounded prompt's ``meta.question``): a closed-book test question
+    asked word for word inside a training grounded prompt is a leak the whole turns would hide."""
+    user = "\n".join(m["content"] for m in example["messages"] if m["role"] == "user")
+    question = json.loads(example.get("meta") or "{}").get("question")
+    return [user, question] if question and question != user else [user]
 
-    prompts = [prompt_of(ex) for ex in train] + [prompt_of(ex) for ex in test]
-    seen: dict[int, tuple[int, float]] = {}
-    for i, j, score in similar_pairs(prompts):
-        if i < len(train) <= j and (j not in seen or score > seen[j][1]):
-            seen[j] = (i, score)
+
+def _drop_seen_in_train(train: list[dict[str, Any]], test: list[dict[str, Any]]):
+    """Test examples that repeat a training prompt: any view of the test prompt (prompt_views) near-duplicating
+    any view of a training prompt (word 3-gram Jaccard >= 0.8), or a test excerpt that a training prompt shows."""
+    from curate.near_dup import similar_pairs
+
+    owner: list[int] = []  # the example each text belongs to: train 0..len(train)-1, then test
+    texts: list[str] = []
+    for k, ex in enumerate([*train, *test]):
+        for view in prompt_views(ex):
+            owner.append(k)
+            texts.append(view)
+    seen: dict[int, tuple[str, str]] = {}  # test index -> (train id, why)
+    for i, j, score in similar_pairs(texts):
+        a, b = sorted((owner[i], owner[j]))
+        if a < len(train) <= b and b not in seen:
+            seen[b] = (train[a]["id"], f"Jaccard {score:.2f}")
+    shown = {e: ex["id"] for ex in train for e in json.loads(ex.get("meta") or "{}").get("excerpts", [])}
+    for k, ex in enumerate(test, start=len(train)):
+        shared = [e for e in json.loads(ex.get("meta") or "{}").get("excerpts", []) if e in shown]
+        if shared and k not in seen:
+            seen[k] = (shown[shared[0]], f"shares excerpt {shared[0]}")
     rejects = [
-        example_reject(
-            ex,
-            "test_prompt_seen_in_train",
-            f"prompt near-duplicates train {train[seen[k][0]]['id']} (Jaccard {seen[k][1]:.2f})",
-        )
+        example_reject(ex, "test_prompt_seen_in_train", f"prompt repeats train {seen[k][0]} ({seen[k][1]})")
         for k, ex in enumerate(test, start=len(train))
         if k in seen
     ]

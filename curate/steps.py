@@ -343,7 +343,10 @@ def generate_step(
     start = time.perf_counter()
     documents = load_from_disk(str(upstream / "rows")).data.table.to_pylist()
     held = held_out_documents(documents, recipe.split.holdout_documents, recipe.seed)
+    qa = [config for generator, config in recipe.resolved_generators if generator.kind == "qa"]
     ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer(), llm=llm, held_out=held)
+    if qa:
+        ctx.question_holdout = qa[0].holdout
     examples: list[dict[str, Any]] = []
     for generator, config in recipe.resolved_generators:
         examples += generator.run(ctx, config)

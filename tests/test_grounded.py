@@ -45,7 +45,7 @@ The Boulder store opens at nine on weekdays and at ten on weekends; the repair d
 """
 
 
-def _curate(tmp_path, docs: dict[str, str], **grounded):
+def _curate(tmp_path, docs: dict[str, str], holdout: float = 0.25, **grounded):
     from curate.pipeline import curate
     from curate.recipe import validate_recipe
 
@@ -59,7 +59,7 @@ def _curate(tmp_path, docs: dict[str, str], **grounded):
             {"kind": "grounded_qa", "min_words": 5, **grounded},
             {"kind": "grounded_abstain", "min_words": 5, **grounded},
         ],
-        "split": {"holdout_documents": 0.25, "min_test_per_kind": 0},
+        "split": {"holdout_documents": holdout, "min_test_per_kind": 0},
         "output": {"dir": str(tmp_path / "run")},
     }  # fmt: skip
     result = curate(validate_recipe(raw))
@@ -83,7 +83,7 @@ def _excerpts(user: str) -> dict[int, str]:
 
 def test_grounded_examples_cite_the_answering_excerpt_and_abstain_on_distractors(tmp_path):
     docs = {"returns.md": POLICY, "tent.md": TENT, "shipping.md": SHIPPING, "hours.md": HOURS}
-    result, examples, _ = _curate(tmp_path, docs, excerpt_words=12)
+    result, examples, _ = _curate(tmp_path, docs, excerpt_words=12, holdout=0.5)  # 2 test documents: 1 distractor
     by_id = {json.loads(line)["id"]: json.loads(line) for line in
              (result.dataset_dir / "documents" / "documents.jsonl").read_text().splitlines()}  # fmt: skip
     held = set(result.stats["split"]["held_out_documents"])
@@ -99,6 +99,8 @@ def test_grounded_examples_cite_the_answering_excerpt_and_abstain_on_distractors
         assert all(doc_of(x) != target for x in distractors)
         if not meta["holdout"]:  # a training example's excerpts never come from a held-out document
             assert not {doc_of(x) for x in meta["excerpts"]} & held
+        else:  # and a test example's all do: no test excerpt was ever shown in training
+            assert {doc_of(x) for x in meta["excerpts"]} <= held
         if e["kind"] == "grounded_qa":
             n = meta["answer_excerpt"]
             assert doc_of(meta["excerpts"][n - 1]) == target and len(distractors) in (1, 2)
@@ -136,7 +138,8 @@ def test_prompt_near_dedup_compares_question_and_excerpt_ids_for_grounded_exampl
 
 
 def test_support_and_citation_on_hand_made_answers():
-    from train.behaviour import Classifier, cites, score, support
+    from train.eval.detector import Detector
+    from train.eval.metrics import cites, score, support
 
     excerpts = "[1] Returns\nYou can return unused items within 60 days.\n\n[2] Shipping\nDelivery takes 3 to 5 days."
     assert support("You can return unused items within 60 days [1].", excerpts) == 1.0
@@ -144,13 +147,14 @@ def test_support_and_citation_on_hand_made_answers():
     assert cites("Excerpt [2] says: delivery takes 3 to 5 days.", 2) and cites("see excerpt 1", 1)
     assert not cites("Delivery takes 3 to 5 days [1].", 2)
     context = {"excerpts": excerpts, "answer_excerpt": 2}
-    clf = Classifier()
-    answered = score(
+    clf = Detector()
+    answered, _ = score(
         "grounded_qa", "Delivery takes 3 to 5 days [2].", "Delivery takes 3 to 5 days.", clf, None, context
     )
     assert answered["support"] == 1.0 and answered["citation_accuracy"] == 1.0
     assert answered["false_abstention_rate"] == 0.0 and answered["token_f1"] > 0.9
-    declined = score("grounded_qa", "The provided documentation does not cover that.", "x", clf, None, context)
-    assert declined == {"token_f1": 0.0, "false_abstention_rate": 1.0}  # no support or citation for a decline
-    abstained = score("grounded_abstain", "The provided excerpts do not cover gift wrapping.", "", clf, None, None)
+    declined, _ = score("grounded_qa", "The provided documentation does not cover that.", "x", clf, None, context)
+    # A decline has no support and cites nothing: both count it as 0.
+    assert declined == {"token_f1": 0.0, "false_abstention_rate": 1.0, "support": 0.0, "citation_accuracy": 0.0}
+    abstained, _ = score("grounded_abstain", "The provided excerpts do not cover gift wrapping.", "", clf, None, None)
     assert abstained == {"abstention_rate": 1.0}

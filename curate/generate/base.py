@@ -75,6 +75,14 @@ class GenerateContext:
     llm_rows: int = 0  # LLM requests made for examples (the denominator of the failure ratio)
     held_out: frozenset[str] = frozenset()  # doc_ids of the held-out documents: nothing of them trains
     notes: list[str] = field(default_factory=list)  # for stats.json and the dataset card
+    question_holdout: float = 0.3  # share of the qa question templates held out (the qa generator's ``holdout``)
+
+    def held_question_templates(self) -> set[str]:
+        """Names of the qa question templates held out for test. qa, grounded_qa and grounded_abstain all ask the
+        qa templates' questions, so the held-out wordings are drawn once, over the whole family, and shared: a
+        wording tested in one kind never trains in another."""
+        names = sorted(s.name for s in self.templates.values() if s.kind == "qa")
+        return held_out(names, self.question_holdout, str(self.seed), "qa", "templates")
 
     def is_held_out(self, row: dict[str, Any]) -> bool:
         return row["doc_id"] in self.held_out

@@ -2,8 +2,9 @@
 company assistants ship in (retrieval puts documentation into the prompt).
 
 The user turn is one format, the ``prompt.grounded_user`` template: numbered documentation excerpts, then a
-question (drawn from the qa question templates, so grounded and closed-book questions read alike). Retrieval at
-chat and eval time renders the same template.
+question (drawn from the qa question templates, so grounded and closed-book questions read alike; the held-out
+wordings are the qa generator's, shared, so no test wording trains in any kind). Retrieval at chat and eval time
+renders the same template.
 
 - ``grounded_qa``: the excerpts are the answering section and ``distractors`` sections of other documents, in a
   seeded order. The answer quotes the answering excerpt's sentences nearest the question and cites its number.
@@ -14,7 +15,8 @@ A distractor must not answer the question: a near copy of the answering section 
 that holds most of the question's topic words (an FAQ overlapping a guide) is skipped, counted as a
 ``distractor_answers`` reject; an example left without clean distractors is a ``no_clean_distractor`` reject.
 Excerpts are cut to ``excerpt_words`` so every example fits the training length. Held-out documents are the test
-set: their sections are test questions, and they never serve as a training example's distractor.
+set: their sections are test questions, asked in held-out wordings, with distractors from other held-out
+documents only; they never serve as a training example's distractor.
 """
 
 from __future__ import annotations
@@ -103,11 +105,15 @@ def _template_questions(ctx: GenerateContext, config: GroundedConfig):
     """questions(target, rng) -> [(question, None, {})]: ``per_doc`` qa templates' user turns about the target."""
     specs = templates_for("qa", ctx.templates, config.question_templates, set(get_generator("qa").variables))
 
+    held = ctx.held_question_templates()
+    by_side = {test: [s for s in specs if (s.name in held) == test] for test in (True, False)}
+
     def questions(row: dict[str, Any], rng: random.Random) -> list[tuple[str, str | None, dict[str, Any]]]:
         variables = qa_variables(row, QAConfig(min_words=1))
         out = []
-        wanted = config.test_per_doc if ctx.is_held_out(row) else config.per_doc
-        for spec in rng.sample(specs, min(wanted, len(specs))):
+        test = ctx.is_held_out(row)
+        wanted, side = (config.test_per_doc if test else config.per_doc), by_side[test]
+        for spec in rng.sample(side, min(wanted, len(side))):
             turns = ctx.renderer.render(spec, {**variables, "variant": rng.randrange(1_000_000)})
             if turns.get("user"):
                 out.append((turns["user"], None, {"question_template": spec.ref}))
@@ -185,7 +191,10 @@ def _context(ctx: GenerateContext, rows: list[dict[str, Any]], question: str, co
 
 def _examples(ctx: GenerateContext, config: GroundedConfig, specs, kind: str) -> list[dict[str, Any]]:
     everything = ctx.documents_for(config)
-    pools = {True: everything, False: ctx.training_documents(config)}  # training distractors: never held out
+    # Distractors come from the target's side: a test prompt's excerpts all from held-out documents (none of them
+    # ever trains), a training prompt's never from one.
+    training = ctx.training_documents(config)
+    pools = {True: [d for d in everything if ctx.is_held_out(d)], False: training}
     targets = [row for row in everything if count_words(row["text"]) >= config.min_words]
     if config.uses_llm():
         questions = _llm_questions(ctx, config, kind, targets)

@@ -14,7 +14,6 @@ from curate.generate.base import (
     GenerateContext,
     GeneratorConfig,
     LLMBackend,
-    held_out,
     pick,
     register_generator,
     section_topic,
@@ -31,7 +30,11 @@ class QAConfig(LLMBackend, GeneratorConfig):
         15, ge=1, description="Sections with fewer words give no question: too little to answer from."
     )
     holdout: float = Field(
-        0.3, gt=0.0, lt=1.0, description="Share of question templates held out: each section's test question."
+        0.3,
+        gt=0.0,
+        lt=1.0,
+        description="Share of question templates held out: each section's test question. The held-out wordings "
+        "are shared with grounded_qa and grounded_abstain, which ask the same templates' questions.",
     )
 
 
@@ -78,7 +81,7 @@ def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
     """Questions from heading path and title; the answer is the section text, grounded in the document."""
     if config.uses_llm():
         return _llm_qa(ctx, config)
-    held = held_out([s.name for s in specs], config.holdout, str(ctx.seed), "qa", "templates")
+    held = ctx.held_question_templates()
     train_specs = [s for s in specs if s.name not in held]
     test_specs = [s for s in specs if s.name in held]
     out = []
