@@ -42,7 +42,7 @@ HEADLINE = [
 def run_trial(name: str, overrides: list[str], note: str) -> dict:
     from curate.pipeline import curate
     from curate.recipe import load_recipe
-    from train.evaluate import default_baseline, evaluate
+    from train.eval.run import EvalSettings, default_baseline, evaluate
     from train.sft import train_model
 
     os.chdir(REPO)
@@ -62,12 +62,17 @@ def run_trial(name: str, overrides: list[str], note: str) -> dict:
         curated.dataset_dir,
         layout.eval,
         baseline=default_baseline(final),
+        settings=EvalSettings(
+            max_new_tokens=recipe.eval.max_new_tokens,
+            budgets=recipe.eval.budgets,
+            batch_size=recipe.eval.batch_size,
+            targets=recipe.eval.targets,
+            tolerance=recipe.eval.tolerance,
+            shots=recipe.eval.prompted.shots,
+            threads=recipe.train.threads or 1,
+        ),
+        baselines=recipe.eval.baselines,
         prompts=[Path(p) for p in recipe.eval.prompts],
-        max_new_tokens=recipe.eval.max_new_tokens,
-        budgets=recipe.eval.budgets,
-        batch_size=recipe.eval.batch_size,
-        targets=recipe.eval.targets,
-        threads=recipe.train.threads or 1,
     ).report
     eval_s = time.perf_counter() - start
     minutes = {"curate": curate_s / 60, "train": train_s / 60, "eval": eval_s / 60}
@@ -137,8 +142,14 @@ def print_table(entries: list[dict]) -> None:
 
 
 def _cell(kinds: dict, kind: str, metric: str, model: str) -> str:
-    value = kinds.get(kind, {}).get(model, {}).get(metric)
+    row = kinds.get(kind, {})
+    value = _value((row.get(model) or row.get("base" if model == "baseline" else model) or {}).get(metric))
     return "" if value is None else f"{value:.2f}"
+
+
+def _value(metric) -> float | None:
+    """A metric as logged: a number (trials before eval.json carried intervals) or {value, low, high, n}."""
+    return metric["value"] if isinstance(metric, dict) else metric
 
 
 def plot(entries: list[dict], path: Path) -> None:
@@ -152,7 +163,7 @@ def plot(entries: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(2, (len(shown) + 1) // 2, figsize=(3.2 * ((len(shown) + 1) // 2), 6), squeeze=False)
     for ax, (kind, metric, _, target) in zip(axes.flat, shown, strict=False):
         points = [
-            (e["training"]["minutes"], e["eval"][kind]["trained"][metric], e["name"].split("-")[0])
+            (e["training"]["minutes"], _value(e["eval"][kind]["trained"][metric]), e["name"].split("-")[0])
             for e in entries
             if kind in e["eval"]
         ]

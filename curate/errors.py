@@ -9,7 +9,9 @@
     │       ├── BudgetExceeded     the run's llm.budget_usd would be passed: no new request is sent
     │       └── InvalidJSON        the answer did not validate against its schema, even after repair turns
     ├── OutputError        (6)     the run directory cannot be written, or a dataset directory is not one
-    └── TrainError         (7)     preflight found a problem, or a model cannot be loaded or trained
+    ├── TrainError         (7)     preflight found a problem, or a model cannot be loaded or trained
+    └── EvalGateFailed     (8)     with --strict: a behaviour target was missed, a kind regressed against a
+                                   baseline, or the eval's own integrity checks failed (eval.json says which)
 
 Every message says what is wrong, where (file, key path, record), the bad value, and how to fix it.
 A malformed *record* is not an error: it becomes a reject envelope and the run goes on; so does an LLM call
@@ -66,3 +68,10 @@ class TrainError(GristmillError):
     """Training cannot start or go on: preflight found a problem, or the model cannot be loaded."""
 
     exit_code = 7
+
+
+class EvalGateFailed(GristmillError):
+    """``--strict``: the evaluation finished and was written, but a target was missed, a kind regressed, or the
+    evaluation's integrity checks failed."""
+
+    exit_code = 8

@@ -166,6 +166,36 @@ def _answers_cached(root: Path) -> int:
         return 0
 
 
+def test_the_served_base_scores_like_the_same_model_in_process(server, sample_run, tmp_path, monkeypatch):
+    """`gristmill eval --endpoint` on llama.cpp's server against the same GGUF converted and run in process: the
+    same items, greedy, the same budgets. Both read one file's weights (llama.cpp in its quantized kernels, the
+    in-process model dequantized to float32), so the detector's labels should mostly agree."""
+    import shutil
+
+    from curate.recipe import LLMSection
+    from train.base_models import resolve_model
+    from train.eval.run import EvalSettings, evaluate
+
+    monkeypatch.setenv(KEY_ENV, "not-checked")
+    result, _ = sample_run
+    dataset = shutil.copytree(result.dataset_dir, tmp_path / "dataset")
+    test = [json.loads(line) for line in (dataset / "test.jsonl").read_text().splitlines()]
+    kinds = ("refusal", "abstain", "benign_near_miss", "qa")
+    kept = [e for k in kinds for e in [e for e in test if e["kind"] == k][:8]]
+    write(dataset / "test.jsonl", "".join(json.dumps(e) + "\n" for e in kept))
+    served = LLMSection(base_url=server.base_url, model="smollm2", api_key_env=KEY_ENV, max_concurrency=1)
+    report = evaluate(Path(resolve_model("smollm2-135m")), dataset, tmp_path / "eval", baseline=None,
+                      settings=EvalSettings(max_new_tokens=32, batch_size=16, shots=0, threads=2),
+                      endpoints=[("llama.cpp", served)]).report  # fmt: skip
+    assert list(report["models"]) == ["trained", "llama.cpp", "llama.cpp (prompted)"]
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "generations.jsonl").read_text().splitlines()]
+    by = {(r["model"], r["id"]): r for r in rows}
+    pairs = [(by[("trained", e["id"])], by[("llama.cpp", e["id"])]) for e in kept]
+    assert all(b["output"] for _, b in pairs)  # the server answered every item
+    agree = sum(a["label"] == b["label"] for a, b in pairs) / len(pairs)
+    assert agree >= 0.75, [(a["output"][:60], b["output"][:60]) for a, b in pairs if a["label"] != b["label"]]
+
+
 def test_a_server_killed_mid_run_leaves_llm_failed_rows_that_the_next_run_retries(server, tmp_path):
     recipe = _recipe(tmp_path, server, json_mode="object_schema")
     env = {**os.environ, KEY_ENV: "not-checked"}

@@ -118,3 +118,25 @@ def test_a_script_planted_in_a_document_does_not_run(tmp_path, in_tmp):
         assert evil in page.locator("#examples").text_content()  # shown as text, literally
         browser.close()
     shutil.rmtree(tmp_path / "run")
+
+
+def test_the_report_shows_intervals_and_regressions_in_red():
+    from curate.report.html import evaluation_section
+
+    est = {"value": 0.5, "n": 30, "low": 0.33, "high": 0.67}
+    base = {"value": 0.03, "n": 30, "low": 0.01, "high": 0.17}
+    near = "benign_near_miss"
+    report = {
+        "models": {"trained": {}, "base": {}},
+        "kinds": {near: {"n": 30, "trained": {"over_refusal_rate": est}, "base": {"over_refusal_rate": base}}},
+        "targets": [{"metric": f"{near}.over_refusal_rate", "target": 0.1, "passed": False}],
+        "comparisons": {"base": [{"label": near, "verdict": "regressed", "regressed_on": ["over_refusal_rate"]}]},
+        "regressions": [{"versus": "base", "label": near, "metric": "over_refusal_rate", "baseline": 0.03,
+                         "trained": 0.5, "difference": 0.47, "low": 0.27, "high": 0.63}],
+        "integrity": {"problems": []},
+    }  # fmt: skip
+    html = evaluation_section(report)
+    assert "<tr class='regressed'><td>benign_near_miss</td>" in html and "0.50 [0.33, 0.67]" in html
+    assert "over_refusal_rate 0.03 → 0.50 versus base" in html and "<td>regressed</td>" in html
+    report["regressions"] = []
+    assert "class='regressed'" not in evaluation_section(report)

@@ -92,6 +92,6 @@ def test_run_end_to_end_resumes_after_a_kill_in_each_phase(tmp_path):
     redteam = [x for x in _lines(tmp_path / "sample_data" / "redteam.jsonl") if x.strip()]  # eval.prompts
     assert len({json.loads(line)["id"] for line in lines}) == len(lines) == len(test) + len(redteam)
     report = json.loads((run / "eval" / "eval.json").read_text())
-    assert report["baseline"].endswith("base-tiny")
+    assert report["models"]["base"]["model"].endswith("base-tiny") and report["models"]["prompted"]["prompted"]
     assert sum(row["n"] for row in report["kinds"].values()) == len(test) + len(redteam)
     assert {"refusal", "extract_json", "abstain", "benign_near_miss", "qa"} <= set(report["kinds"])

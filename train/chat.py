@@ -37,7 +37,7 @@ def resolve_model(path: Path) -> tuple[Path, str | None, Path | None]:
 
 class Chat:
     def __init__(self, model_dir: Path, *, max_new_tokens: int = 256, temperature: float = 0.0, threads: int = 1):
-        from train.generation import load_model
+        from train.eval.generation import load_model
 
         self.model, self.tokenizer = load_model(model_dir, threads)
         self.max_new_tokens, self.temperature = max_new_tokens, temperature

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curate.config import Strict
 
@@ -49,6 +49,19 @@ DEFAULT_BUDGETS = {
 }
 
 
+class PromptedSection(Strict):
+    shots: int = Field(4, ge=0, description="Training examples shown before each item, one kind after another.")
+
+
+class EndpointSection(Strict):
+    name: str | None = Field(None, description="Label in the tables; default the model name.")
+    base_url: str = Field(description="The OpenAI-compatible endpoint (llama.cpp, vLLM, Ollama, a hosted API).")
+    model: str = Field(description="Model name at that endpoint.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key (any value locally).")
+    max_concurrency: int = Field(1, ge=1, description="Requests in flight (llama.cpp's server: 1 is fastest).")
+    budget_usd: float | None = Field(None, ge=0, description="Stop sending once this is spent (llm.prices).")
+
+
 class EvalSection(Strict):
     max_new_tokens: int = Field(128, ge=1, description="Upper bound on generated tokens per prompt.")
     budgets: dict[str, int] = Field(
@@ -64,3 +77,27 @@ class EvalSection(Strict):
         default_factory=dict,
         description="Behaviour targets as kind.metric: value (refusal.refusal_rate: 0.9), over the built-in ones.",
     )
+    baselines: list[Literal["base", "prompted"]] = Field(
+        default_factory=lambda: ["base", "prompted"],
+        description="Compared with the trained model: the untouched base, and the base prompted with the policy.",
+    )
+    prompted: PromptedSection = Field(default_factory=PromptedSection)
+    tolerance: float = Field(
+        0.05, ge=0, le=1, description="A failure-mode rate may rise this much before it counts as a regression."
+    )
+    judge: Literal["rules", "llm"] = Field(
+        "rules",
+        description="Who labels answers refused/abstained/answered: the offline rules, or the recipe's llm endpoint "
+        "with the prompt.judge_decline rubric (cached).",
+    )
+    endpoints: list[EndpointSection] = Field(
+        default_factory=list, description="Served models scored on the same items, with and without the policy."
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, targets: dict[str, float]) -> dict[str, float]:
+        from train.eval.compare import validate_target_keys
+
+        validate_target_keys(targets)
+        return targets

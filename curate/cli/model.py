@@ -31,8 +31,9 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
+@click.option("--strict", is_flag=True, help="Exit 8 when a target is missed, a kind regressed or the eval is broken.")
 @handle_errors
-def run(recipe_path: Path, overrides: tuple[str, ...], executor) -> None:
+def run(recipe_path: Path, overrides: tuple[str, ...], executor, strict: bool) -> None:
     """Curate, train and evaluate RECIPE in one go; each phase resumes where an interrupted run stopped."""
     import time
 
@@ -51,6 +52,7 @@ def run(recipe_path: Path, overrides: tuple[str, ...], executor) -> None:
     report_path = write_report(result.run_dir, result.layout.report)
     _print_run_summary(console, result, time.perf_counter() - start)
     console.print(f"report: [bold]{report_path}[/]")
+    _gate(result.eval_report, strict)
 
 
 def _print_run_summary(console, result, wall: float) -> None:
@@ -66,9 +68,15 @@ def _print_run_summary(console, result, wall: float) -> None:
     t = result.training
     loss = f"{t['loss_curve'][-1]['loss']:.3f}" if t.get("loss_curve") else "n/a"
     table.add_row("train", f"{result.trained}: {t['steps']} steps in {t['wall_seconds']:.0f}s, final loss {loss}")
-    checks = result.eval_report["targets"]
-    passed = sum(c["passed"] for c in checks)
-    table.add_row("eval", f"{passed}/{len(checks)} behaviour targets met; {result.layout.eval / 'eval.json'}")
+    report = result.eval_report
+    passed = sum(c["passed"] for c in report["targets"])
+    regressed = sorted({f"{r['label']} (vs {r['versus']})" for r in report["regressions"]})
+    table.add_row(
+        "eval",
+        f"{passed}/{len(report['targets'])} behaviour targets met; "
+        + (f"[red]regressed: {', '.join(regressed)}[/]; " if regressed else "no regression; ")
+        + str(result.layout.eval / "eval.json"),
+    )
     table.add_row("wall time", f"{wall:.0f}s")
     console.print(table)
 
@@ -85,13 +93,27 @@ def _print_run_summary(console, result, wall: float) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: the recipe's eval section.")
 @click.option("--retrieve", is_flag=True, help="Also ask the held-out qa questions with retrieved excerpts (BM25).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Excerpts --retrieve shows.")
+@click.option("--endpoint", default=None, metavar="URL", help="Also score a served model (OpenAI-compatible /v1).")
+@click.option("--endpoint-model", default=None, metavar="NAME", help="The model name at --endpoint.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable holding --endpoint's key.")
+@click.option("--strict", is_flag=True, help="Exit 8 when a target is missed, a kind regressed or the eval is broken.")
 @handle_errors
-def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size, retrieve, top_k) -> None:
-    """Score the trained model on the held-out split per behaviour kind, against a baseline. With --retrieve,
-    the held-out qa questions are asked again with the top sections of the dataset's documents (the grounded
-    prompt format), and the table adds the retrieval hit rate at 1, 3 and 5."""
-    from train.evaluate import resolve_paths
+def eval_cmd(
+    path, model, dataset, baseline, prompts, max_new_tokens, batch_size, retrieve, top_k, endpoint, endpoint_model,
+    api_key_env, strict,
+) -> None:  # fmt: skip
+    """Score the trained model on the held-out split per behaviour kind, against the untouched base and the base
+    prompted with the policy (eval.baselines), each rate with its 95% interval; regressions are named. With
+    --endpoint, a served model is scored on the same items too, with and without the policy prompt. With
+    --retrieve, the held-out qa questions are asked again with the top sections of the dataset's documents, and
+    the table adds the retrieval hit rate at 1, 3 and 5."""
+    from curate.errors import InputError
+    from train.config import EndpointSection
+    from train.eval.run import resolve_paths
 
+    if bool(endpoint) != bool(endpoint_model):
+        raise InputError("--endpoint and --endpoint-model go together: give the server's URL and its model name")
+    endpoints = [EndpointSection(base_url=endpoint, model=endpoint_model, api_key_env=api_key_env)] if endpoint else []
     model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
     from curate.cli.progress import eval_with_progress
     from curate.layout import RunLayout, RunLock
@@ -107,9 +129,21 @@ def eval_cmd(path, model, dataset, baseline, prompts, max_new_tokens, batch_size
             max_new_tokens,
             batch_size,
             retrieve_k=top_k if retrieve else None,
+            endpoints=endpoints,
         )
-    if not result.report["passed"]:
-        make_console().print("[yellow]some behaviour targets were missed (see the table)[/]")
+    _gate(result.report, strict)
+
+
+def _gate(report: dict, strict: bool) -> None:
+    """--strict: EvalGateFailed (exit 8) naming every missed target, regression and integrity problem."""
+    from curate.errors import EvalGateFailed
+    from train.eval.run import gate_failures
+
+    failures = gate_failures(report)
+    if strict and failures:
+        raise EvalGateFailed("--strict: " + "; ".join(failures))
+    if failures:
+        make_console().print("[yellow]some targets were missed or kinds regressed (see above); --strict exits 8[/]")
 
 
 @main.command()

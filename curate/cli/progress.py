@@ -3,6 +3,7 @@ and evaluation (a bar per model, the table against the baseline)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -77,44 +78,57 @@ def print_curate_summary(console, result) -> None:
     )
 
 
+def _cell(estimate: dict | None) -> str:
+    """0.500 [0.33, 0.67]: a value with its 95% interval."""
+    if not estimate:
+        return "–"
+    return f"{estimate['value']:.2f} [{estimate['low']:.2f}, {estimate['high']:.2f}]"
+
+
 def print_eval_table(console, report: dict) -> None:
-    """The eval table: each kind's metrics for the baseline and the trained model, the change, the target."""
+    """Each kind's metrics per model with 95% intervals, the verdict against each baseline, every regression in
+    red, and the targets."""
     from rich.table import Table
 
     targets = {t["metric"]: t for t in report["targets"]}
-    has_baseline = report.get("baseline") is not None
-    columns = ["kind", "n", "metric", *(["baseline", "trained", "change"] if has_baseline else ["trained"]), "target"]
-    table = Table(title="behaviour evaluation (held-out prompts)")
-    for name in columns:  # names wrap instead of being cut on a narrow terminal
+    tags = list(report["models"])
+    table = Table(title="behaviour evaluation (held-out prompts; 95% intervals)")
+    for name in ["kind", "n", "metric", *tags, "target"]:  # names wrap instead of being cut on a narrow terminal
         table.add_column(name, overflow="fold")
+    regressed = {(r["label"], r["metric"]) for r in report.get("regressions", [])}
     for label, row in report["kinds"].items():
-        for metric, value in row["trained"].items():
+        for metric in row["trained"]:
             goal = targets.get(f"{label}.{metric}")
             mark = ""
             if goal:
                 sign = ">=" if goal["higher_is_better"] else "<="
-                mark = f"{sign} {goal['target']:.2f} " + ("[green]ok[/]" if goal["passed"] else "[red]missed[/]")
-            cells = [label, str(row["n"]), metric]
-            if has_baseline:
-                base = row["baseline"].get(metric)  # absent: it applied to none of the baseline's outputs
-                cells += (
-                    [f"{base:.3f}", f"{value:.3f}", f"{value - base:+.3f}"]
-                    if base is not None
-                    else ["–", f"{value:.3f}", ""]
-                )
-            else:
-                cells += [f"{value:.3f}"]
-            table.add_row(*cells, mark)
+                mark = f"{sign} {goal['target']:.2f} " + ("[green]met[/]" if goal["passed"] else "[red]missed[/]")
+            cells = [_cell(row[tag].get(metric)) for tag in tags]
+            if (label, metric) in regressed:
+                cells[0] = f"[red]{cells[0]} regressed[/]"
+            table.add_row(label, str(row["n"]), metric, *cells, mark)
     console.print(table)
-    versus = report.get("versus_baseline") or []
-    if versus:
-        worse = [f"{r['kind']} ({r['metric']})" for r in versus if r.get("counted", True) and not r["better"]]
-        few = [r["kind"] for r in versus if not r.get("counted", True)]
-        verdict = "[green]yes[/]" if not worse else f"[red]no[/]: not on {', '.join(worse)}"
-        aside = f" (too few examples to judge: {', '.join(few)})" if few else ""
-        console.print(f"better than the base on every held-out kind: {verdict}{aside}")
+    for tag, rows in report.get("comparisons", {}).items():
+        verdicts: dict[str, list[str]] = {}
+        for r in rows:
+            verdicts.setdefault(r["verdict"], []).append(r["label"])
+        parts = [f"[{_COLOUR[v]}]{v}[/] on {', '.join(labels)}" for v, labels in sorted(verdicts.items())]
+        console.print(f"trained versus {tag}: " + ("; ".join(parts) or "no kind with enough items to judge"))
+    for r in report.get("regressions", []):
+        console.print(
+            f"[red]regression[/] versus {r['versus']}: {r['label']} {r['metric']} {r['baseline']:.2f} -> "
+            f"{r['trained']:.2f} (difference {r['difference']:+.2f}, 95% [{r['low']:+.2f}, {r['high']:+.2f}])"
+        )
+    missing = [t["metric"] for t in report["targets"] if not t["passed"]]
+    console.print(f"targets: {len(report['targets']) - len(missing)}/{len(report['targets'])} met" +
+                  (f"; missed: {', '.join(missing)}" if missing else ""))  # fmt: skip
+    for problem in report.get("integrity", {}).get("problems", []):
+        console.print(f"[red]eval integrity:[/] {problem}")
     for note in report.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
+
+
+_COLOUR = {"improved": "green", "held": "green", "unclear": "yellow", "regressed": "red"}
 
 
 def train_with_progress(console, path: Path, overrides: list[str], *, resume: bool, preflight_only: bool):
@@ -167,16 +181,36 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
     return result
 
 
+def _llm_judge(stack, resolved: dict, dataset_dir: Path):
+    """judge(pairs) through the recipe's llm section and templates (eval.judge: llm)."""
+    from curate.errors import RecipeError
+    from curate.layout import RunLayout
+    from curate.llm.judge import judge_answers
+    from curate.llm.runtime import open_runtime
+    from curate.recipe import LLMSection
+    from curate.templating import load_templates
+
+    settings = LLMSection.model_validate(resolved.get("llm") or {})
+    if not settings.base_url or not settings.model:
+        raise RecipeError("eval.judge: llm needs the recipe's llm.base_url and llm.model; set both, or judge: rules")
+    templates = load_templates((resolved.get("templates") or {}).get("dirs") or [])
+    runtime = stack.enter_context(open_runtime(settings, RunLayout.of(dataset_dir).llm_cache, 0, templates))
+    return lambda pairs: judge_answers(runtime, templates, pairs)
+
+
 def eval_with_progress(
-    console, model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size, retrieve_k=None
-):
-    """Evaluate with a progress bar and print the table; settings default to the dataset's recipe."""
+    console, model_dir, dataset_dir, eval_dir, baseline, prompts, max_new_tokens, batch_size, retrieve_k=None,
+    endpoints=(), baselines=None,
+):  # fmt: skip
+    """Evaluate with a progress bar and print the table; settings default to the dataset's recipe. ``endpoints``
+    are served models to score too (EndpointSection), besides the recipe's ``eval.endpoints``."""
     import yaml
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from curate.recipe import LLMSection
     from curate.retrieval import Retriever
     from train.config import EvalSection
-    from train.evaluate import default_baseline, evaluate
+    from train.eval.run import EvalSettings, default_baseline, evaluate
 
     resolved = yaml.safe_load((dataset_dir / "recipe.resolved.yaml").read_text(encoding="utf-8")) or {}
     section = EvalSection.model_validate(resolved.get("eval") or {})
@@ -185,9 +219,27 @@ def eval_with_progress(
         baseline = default_baseline(model_dir)
     elif baseline == "none":
         baseline = None
-    with Progress(
-        TextColumn("eval {task.fields[tag]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as progress:
+    served = [  # (name, the project's LLM client settings) for each served model
+        (e.name or e.model, LLMSection(**e.model_dump(exclude={"name"}), max_tokens=section.max_new_tokens))
+        for e in [*section.endpoints, *endpoints]
+    ]
+    settings = EvalSettings(
+        max_new_tokens=max_new_tokens or section.max_new_tokens,
+        budgets=section.budgets,
+        batch_size=batch_size or section.batch_size,
+        targets=section.targets,
+        tolerance=section.tolerance,
+        shots=section.prompted.shots,
+        threads=threads,
+    )
+    with contextlib.ExitStack() as stack:
+        judge = None
+        if section.judge == "llm":  # the recipe's llm endpoint labels every answer, through the run's request cache
+            judge = _llm_judge(stack, resolved, dataset_dir)
+        progress = stack.enter_context(Progress(
+            TextColumn("eval {task.fields[tag]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console,
+        ))  # fmt: skip
         task = progress.add_task("eval", total=None, tag="")
 
         def on_phase(tag: str, total: int) -> None:
@@ -198,15 +250,14 @@ def eval_with_progress(
             dataset_dir,
             eval_dir,
             baseline=baseline,
+            settings=settings,
+            baselines=section.baselines if baselines is None else baselines,
+            endpoints=served,
             prompts=[*map(Path, section.prompts), *([Path(prompts)] if prompts else [])],
-            max_new_tokens=max_new_tokens or section.max_new_tokens,
-            budgets=section.budgets,
-            batch_size=batch_size or section.batch_size,
-            targets=section.targets,
             on_phase=on_phase,
             on_batch=lambda n: progress.advance(task, n),
-            threads=threads,
             retrieve=Retriever(dataset_dir, k=retrieve_k) if retrieve_k else None,
+            answer_judge=judge,
         )
     print_eval_table(console, result.report)
     console.print(

@@ -105,6 +105,48 @@ def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def evaluation_section(report: dict[str, Any]) -> str:
+    """Each kind's metrics per model with 95% intervals (regressions in red), the verdicts against each baseline,
+    every regression, and the targets."""
+
+    def cell(e: dict | None) -> str:
+        return "–" if not e else f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
+
+    tags = list(report["models"])
+    targets = {t["metric"]: t for t in report["targets"]}
+    regressed = {(r["label"], r["metric"]) for r in report.get("regressions", [])}
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["kind", "n", "metric", *tags, "target"])
+    body = []
+    for label, row in report["kinds"].items():
+        for metric in row["trained"]:
+            goal = targets.get(f"{label}.{metric}")
+            mark = "" if not goal else ("met" if goal["passed"] else "missed") + f" ({goal['target']})"
+            bad = (label, metric) in regressed
+            cells = [label, row["n"], metric, *(cell(row[t].get(metric)) for t in tags), mark]
+            tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+            body.append(f"<tr class='regressed'>{tds}</tr>" if bad else f"<tr>{tds}</tr>")
+    out = f'<table class="eval"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    verdicts = [
+        [tag, r["label"], r["verdict"], ", ".join(r["regressed_on"])]
+        for tag, rows in report.get("comparisons", {}).items()
+        for r in rows
+    ]
+    out += "<h3>Trained against each baseline</h3>" + _table(["versus", "kind", "verdict", "regressed on"], verdicts)
+    lines = [
+        f"{r['label']} {r['metric']} {r['baseline']:.2f} → {r['trained']:.2f} versus {r['versus']} "
+        f"(difference {r['difference']:+.2f}, 95% [{r['low']:+.2f}, {r['high']:+.2f}])"
+        for r in report.get("regressions", [])
+    ]
+    out += "<h3>Regressions</h3>" + (
+        "<ul class='regressions'>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"
+        if lines
+        else "<p>None: no failure mode rose beyond the tolerance with its interval above zero.</p>"
+    )
+    for problem in report.get("integrity", {}).get("problems", []):
+        out += f"<p class='regressed'>eval integrity: {html.escape(problem)}</p>"
+    return out
+
+
 def _example_rows(examples: list[dict], documents: dict[str, dict]) -> list[dict]:
     out = []
     for e in examples:
@@ -199,20 +241,7 @@ def build_report(path: Path) -> str:
     if not evaluation:
         sections.append(("Evaluation", f"<p>No evaluation at {html.escape(str(eval_path))}: not evaluated yet.</p>"))
     else:
-        rows = []
-        targets = {t["metric"]: t for t in evaluation["targets"]}
-        for kind, row in evaluation["kinds"].items():
-            for metric, value in row["trained"].items():
-                base = row.get("baseline", {}).get(metric)
-                goal = targets.get(f"{kind}.{metric}")
-                mark = "" if not goal else ("met" if goal["passed"] else "missed") + f" ({goal['target']})"
-                change = "" if base is None else f"{value - base:+.3f}"
-                rows.append(
-                    [kind, row["n"], metric, "" if base is None else f"{base:.3f}", f"{value:.3f}", change, mark]
-                )
-        sections.append(
-            ("Evaluation", _table(["kind", "n", "metric", "baseline", "trained", "change", "target"], rows, "eval"))
-        )
+        sections.append(("Evaluation", evaluation_section(evaluation)))
     sections.append(("Dataset card", f"<pre class='card'>{html.escape(card)}</pre>"))
 
     by_id = {d["id"]: d for d in documents}
@@ -281,6 +310,7 @@ margin:.6em 0;padding:.5em .8em}.prov{color:#666;font-size:12px}.msg{margin:.3em
 border-radius:6px;white-space:pre-wrap}.system{background:#f3f3f3}.user{background:#e8f0fb}
 .assistant{background:#eaf6e6}.role{font-weight:600;font-size:11px;text-transform:uppercase;color:#555}
 .card{white-space:pre-wrap;background:#fafafa;padding:1em;border:1px solid #eee}.rejects td{font-size:12px}
+.regressed,.regressed td{color:#b00020;font-weight:600}.regressions li{color:#b00020}
 """
 
 JS = """
