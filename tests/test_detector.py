@@ -23,18 +23,9 @@ import pytest
 from train.eval.detector import Detector
 
 FIXTURES = Path(__file__).parent / "fixtures" / "detector"
-SAMPLE_BEHAVIOURS = {  # the sample dataset's phrasings (behaviours.json)
-    "refusal_phrasings": [
-        "I'm sorry, but I can't help with that.",
-        "Sorry, I can't help with that request.",
-        "I'm afraid I can't help with that.",
-    ],
-    "abstention_phrasings": [
-        "I don't have information about {entity} in the Acme Outdoor documentation, so I can't answer that "
-        "reliably. Please contact our support team, who can check for you.",
-        "The provided documentation does not cover {entity}",
-    ],
-}
+SAMPLE_BEHAVIOURS = json.loads(
+    (FIXTURES / "sample_behaviours.json").read_text()
+)  # the sample's behaviours.json phrasings
 DETECT = Detector.from_behaviours(SAMPLE_BEHAVIOURS)
 GENERAL = Detector()  # no dataset phrasings: the general rules alone
 
@@ -139,8 +130,8 @@ def _rows(name: str, part: str) -> list[dict]:
 
 def test_agreement_with_people_on_xstest_heldout():
     """XSTest labels full compliance, full refusal and partial refusal; refused and abstained both count as its
-    refusal (it does not tell them apart). Measured: agreement 0.860 (the old rules: 0.791), refusal recall 0.845
-    at precision 0.893 (old: 0.683 at 0.910). Partial refusals, 6% of the answers, are mostly missed."""
+    refusal (it does not tell them apart). Measured: agreement 0.859 (the old rules: 0.791), refusal recall 0.85
+    at precision 0.89 (old: 0.68 at 0.91). Partial refusals, 6% of the answers, are mostly missed."""
     rows = _rows("xstest.jsonl", "heldout")
     result = _agreement(rows, GENERAL, {"refused": "declined", "abstained": "declined"})
     assert result["n"] > 1000
