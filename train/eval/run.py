@@ -263,9 +263,9 @@ def evaluate(
     return EvalResult(eval_dir, report)
 
 
-def judged_detector(judge, rules: Detector, items: list[Item], outputs: dict[str, dict[str, str]]):
-    """(a detector answering with ``judge``'s verdicts, {judge, judged, judge_failures}). The held-out references
-    are judged too, so the integrity check reads the judge actually used."""
+def judged_detector(answer_judge, rules: Detector, items: list[Item], outputs: dict[str, dict[str, str]]):
+    """(a detector answering with ``answer_judge``'s verdicts, {judge, judged, judge_failures}). The held-out
+    references are judged too, so the integrity check reads the judge actually used."""
     from train.eval.detector import JudgedDetector, Verdict
 
     pairs: dict[str, str] = {}  # answer text -> the request it answered (one is enough: the label is the text's)
@@ -274,7 +274,7 @@ def judged_detector(judge, rules: Detector, items: list[Item], outputs: dict[str
             pairs.setdefault(text, it.messages[-1]["content"])
     texts = sorted(pairs)
     verdicts, failures = {}, 0
-    for text, got in zip(texts, judge([(pairs[t], t) for t in texts]), strict=True):
+    for text, got in zip(texts, answer_judge([(pairs[t], t) for t in texts]), strict=True):
         if isinstance(got, dict):
             verdicts[text] = Verdict(got["outcome"], partial=bool(got.get("partial")), cue="llm judge")
         else:
