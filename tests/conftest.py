@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_RECIPE = REPO / "sample_data" / "recipe.yaml"
 # The sample recipe fine-tunes SmolLM2 (minutes); tests train the tiny offline model on the same data (seconds).
 TINY_TRAIN = ["train.model=tiny", "train.lora=null"]
+# The sample recipe's learning rate is SmolLM2's; the from-scratch tiny model learns at its own (TINY_SFT).
+FAST = ["sft.max_steps=12", "sft.logging_steps=2", "sft.save_steps=6", "eval_split=null", "sft.learning_rate=1e-3"]
 
 
 def require(module: str):
@@ -125,3 +127,14 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(scope="session")
+def trained(sample_run, tmp_path_factory):
+    """The tiny model trained 12 steps on the sample (a TrainResult), once for the session."""
+    require("trl")
+    from train.sft import train_model
+
+    result, _ = sample_run
+    out = tmp_path_factory.mktemp("model")
+    return train_model(result.dataset_dir, [*FAST, f"output_dir={out}"])

@@ -9,19 +9,6 @@ import pytest
 from curate.errors import RecipeError, TrainError
 from tests.conftest import require
 
-# The sample recipe's learning rate is SmolLM2's; the from-scratch tiny model learns at its own (TINY_SFT).
-FAST = ["sft.max_steps=12", "sft.logging_steps=2", "sft.save_steps=6", "eval_split=null", "sft.learning_rate=1e-3"]
-
-
-@pytest.fixture(scope="session")
-def trained(sample_run, tmp_path_factory):
-    require("trl")
-    from train.sft import train_model
-
-    result, _ = sample_run
-    out = tmp_path_factory.mktemp("model")
-    return train_model(result.dataset_dir, [*FAST, f"output_dir={out}"])
-
 
 def test_tiny_model_trains_loss_falls_and_weights_change(trained):
     import torch
@@ -350,3 +337,63 @@ def test_a_fresh_full_fine_tune_after_lora_removes_the_merged_model(sample_run, 
     assert layout.trained_model() == layout.final_merged
     train_model(run, ["sft.max_steps=1", "eval_split=null"])
     assert not layout.final_merged.exists() and layout.trained_model() == layout.final
+
+
+def _labelled_batch(tokenizer, dataset_dir, n=6):
+    """A fixed padded batch of held-out chats with assistant-only labels, as TRL's collator builds them."""
+    import torch
+
+    rows = [json.loads(line)["messages"] for line in (dataset_dir / "test.jsonl").read_text().splitlines()[:n]]
+    enc = [tokenizer.apply_chat_template(m, return_dict=True, return_assistant_tokens_mask=True) for m in rows]
+    width = max(len(e["input_ids"]) for e in enc)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"])) for e in enc])
+    mask = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in enc])
+    keep = torch.tensor([e["assistant_masks"] + [0] * (width - len(e["input_ids"])) for e in enc])
+    return ids, mask, ids.masked_fill(keep == 0, -100)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_the_labelled_positions_head_gives_the_plain_loss_gradients_and_metrics(trained, sample_run, lora):
+    """train/lm_head.py: the loss, its gradients, the entropy and top-1 hits TRL logs are those of the plain path
+    (transformers' own loss over full logits, and TRL's fused head), on a fixed batch, with and without LoRA."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl.trainer.utils import add_fused_lm_head
+
+    from train.lm_head import compact_lm_head
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained.final_dir))
+    ids, mask, labels = _labelled_batch(tokenizer, sample_run[0].dataset_dir)
+    assert 0 < int((labels != -100).sum()) < int(mask.sum()) // 2  # most positions carry no label
+
+    def run(way):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(str(trained.final_dir))
+        if lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+        inner = model.get_base_model() if lora else model
+        if way != "plain":
+            add_fused_lm_head(inner, outputs=("log_probs", "entropy", "is_top1"))
+        if way == "compact":
+            assert compact_lm_head(inner)
+        out = model(
+            input_ids=ids, attention_mask=mask, labels=labels, **({} if way == "plain" else {"fused_lm_head": True})
+        )
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out, grads
+
+    plain, plain_grads = run("plain")
+    fused, _ = run("fused")
+    compact, compact_grads = run("compact")
+    assert torch.allclose(compact.loss, plain.loss, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(compact.loss, fused.loss, rtol=1e-5, atol=1e-6)
+    assert set(compact_grads) == set(plain_grads) and len(compact_grads) > 0
+    for name, grad in plain_grads.items():
+        assert torch.allclose(compact_grads[name], grad, rtol=1e-4, atol=1e-6), name
+    assert torch.equal(compact.label_mask, fused.label_mask) and torch.equal(compact.is_top1, fused.is_top1)
+    assert torch.allclose(compact.entropy, fused.entropy, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(compact.log_probs, fused.log_probs, rtol=1e-5, atol=1e-5)

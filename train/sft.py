@@ -36,6 +36,7 @@ from curate.output import check_dataset_dir, dataset_key
 from train.base_models import resolve_model
 from train.config import TrainSection
 from train.device import cpu_bf16
+from train.lm_head import compact_lm_head
 from train.tiny import TINY_NAMES, TINY_SFT, build_tiny
 
 
@@ -282,6 +283,8 @@ def fit(p: Prepared, *, resume: bool, on_progress: Callable[[int, int, dict], No
         callbacks=[_progress_callback(on_progress, p.layout.loss_log)],
     )
     trainer.remove_callback(PrinterCallback)
+    model = trainer.model
+    compact_lm_head(model.get_base_model() if hasattr(model, "get_base_model") else model)
     checkpoints = complete_checkpoints(p.layout.checkpoints)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
@@ -307,7 +310,7 @@ def _swap_in(staging: Path, target: Path) -> None:
     os.replace(staging, target)
 
 
-def summarize(p: Prepared, trainer, result, wall: float, resumed: bool) -> dict[str, Any]:
+def summarize(p: Prepared, trainer, result, wall: float, resumed: bool, other: float) -> dict[str, Any]:
     """training_summary.json: steps, loss curve, tokens and speed, the preflight, and the settings."""
     history = trainer.state.log_history
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
@@ -324,6 +327,8 @@ def summarize(p: Prepared, trainer, result, wall: float, resumed: bool) -> dict[
         "eval_loss": [{"step": h["step"], "loss": h["eval_loss"]} for h in history if "eval_loss" in h],
         "tokens": tokens,
         "wall_seconds": round(wall, 2),
+        # the rest: fetching and converting a named base, loading, preflight, tokenizing, saving the model
+        "other_seconds": round(other, 2),
         "tokens_per_second": round(tokens / wall, 1) if wall else None,
         "trainable_tokens_per_epoch": p.preflight.trainable_tokens,
         "preflight": [list(row) for row in p.preflight.rows()],
@@ -347,6 +352,7 @@ def train_model(
     notify: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """prepare -> (preflight shown) -> fit -> summarize."""
+    began = time.perf_counter()
     prepared = prepare(path, overrides or [], fresh=not resume and not preflight_only, notify=notify)
     if on_preflight is not None:
         on_preflight(prepared.preflight)
@@ -355,5 +361,5 @@ def train_model(
     trainer, result, wall, resumed = fit(prepared, resume=resume, on_progress=on_progress)
     if not trainer.is_world_process_zero():
         return TrainResult(prepared.layout.model, prepared.layout.final, {}, prepared.preflight)
-    summary = summarize(prepared, trainer, result, wall, resumed)
+    summary = summarize(prepared, trainer, result, wall, resumed, time.perf_counter() - began - wall)
     return TrainResult(prepared.layout.model, prepared.layout.final, summary, prepared.preflight)
