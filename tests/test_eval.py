@@ -255,6 +255,7 @@ def test_eval_writes_tables_with_intervals_comparisons_and_targets(evaluated):
     assert set(report["kinds"]) == kinds | {"refusal (prompts)", "qa (retrieved)"}
     assert list(report["models"]) == ["trained", "base", "prompted"]
     assert report["models"]["prompted"]["prompted"] and not report["models"]["base"]["prompted"]
+    assert list(report["seconds"]) == list(report["models"]) and all(s >= 0 for s in report["seconds"].values())
     for kind in kinds:
         row = report["kinds"][kind]
         assert row["n"] == sum(e["kind"] == kind for e in test) and row["kind"] == kind
@@ -486,3 +487,56 @@ def test_the_llm_judge_labels_every_answer_through_the_endpoint(evaluated, fake_
     fake_openai.responder = lambda body: json.dumps({"outcome": "refused", "partial": False})
     broken = judged_eval(tmp_path / "other.sqlite", tmp_path / "eval3")
     assert any("the detector labels" in p for p in broken["integrity"]["problems"])
+
+
+def test_greedy_decoding_gives_the_tokens_of_model_generate(trained, tmp_path):
+    """generation.greedy (a shared prefix run once, finished rows leaving the batch) returns exactly the tokens
+    ``model.generate`` gives greedily, rows that stop early included."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from train.eval.generation import greedy, load_model
+
+    # The tiny model's tokenizer and shape with widely spread random weights: varied tokens, no near-ties.
+    config = AutoConfig.from_pretrained(str(trained.final_dir))
+    config.initializer_range = 0.5
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        if (trained.final_dir / name).is_file():
+            (tmp_path / name).write_bytes((trained.final_dir / name).read_bytes())
+    model, tokenizer = load_model(tmp_path)
+    system = {"role": "system", "content": "You are the Acme support assistant. Answer from the documentation."}
+    questions = [
+        "Hi",
+        "How long do refunds take?",
+        "Can I return a tent I used twice on a trip?",
+        "Tell me about zips",
+    ]
+    texts = [tokenizer.apply_chat_template([system, {"role": "user", "content": q}], tokenize=False,
+                                           add_generation_prompt=True) for q in questions]  # fmt: skip
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def reference(stop: list[int]) -> list[list[int]]:
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=10, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=stop)  # fmt: skip
+        rows = []
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            cut = next((i for i, t in enumerate(row) if t in stop), len(row))
+            rows.append(row[:cut])
+        return rows
+
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    first = reference([tokenizer.eos_token_id])
+    # A stop token the first row meets after a few tokens: that row stops early, the others go on.
+    k = next(i for i in range(2, 10) if first[0][i] not in first[0][:i])
+    stop = [tokenizer.eos_token_id, first[0][k]]
+    expected = reference(stop)
+    assert len(expected[0]) == k and len({len(r) for r in expected}) > 1
+    memo: dict = {}  # the shared prefix's cache, carried from one batch to the next
+    with torch.inference_mode():
+        got = greedy(model, ids, 10, set(stop), tokenizer.pad_token_id, memo)
+        assert got == expected and memo["tokens"] == ids[0][: len(memo["tokens"])] and len(memo["tokens"]) > 10
+        assert greedy(model, ids, 10, {tokenizer.eos_token_id}, tokenizer.pad_token_id, memo) == first
+        assert greedy(model, ids[::-1], 10, {tokenizer.eos_token_id}, tokenizer.pad_token_id, memo) == first[::-1]

@@ -46,6 +46,8 @@ DEFAULT_BUDGETS = {
     "persona": 64,
     "summary": 96,
     "qa": 128,
+    "grounded_abstain": 40,
+    "grounded_qa": 128,
 }
 
 

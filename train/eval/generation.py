@@ -25,7 +25,7 @@ from typing import Any
 from curate.errors import TrainError
 from curate.layout import write_atomic
 
-GENERATION_VERSION = 2  # bump when generation itself changes (stopping, decoding), never for scoring
+GENERATION_VERSION = 3  # bump when generation itself changes (stopping, decoding), never for scoring
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -106,26 +106,111 @@ def generate(
         waiting = {key: [pid for pid in prompts if keys[pid] == key] for key, _ in todo}
         device = "cuda" if torch.cuda.is_available() else "cpu"
         autocast = torch.autocast(device, dtype=dtype, enabled=dtype is not None)
+        stop, prefix = stop_tokens(model, tokenizer), {}
         with open(cache, "a", encoding="utf-8") as out, torch.inference_mode(), autocast:
             for batch in _batches(todo, prompts, batch_size):
-                enc = tokenizer(
-                    [texts[key] for key, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(model.device)
-                generated = model.generate(
-                    **enc,
-                    max_new_tokens=prompts[batch[0][1]][1],
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-                new = generated[:, enc["input_ids"].shape[1] :]
-                for (key, _), ids in zip(batch, new, strict=True):
-                    done[key] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                ids = tokenizer([texts[key] for key, _ in batch], add_special_tokens=False)["input_ids"]
+                new = greedy(model, ids, prompts[batch[0][1]][1], stop, tokenizer.pad_token_id, prefix)
+                for (key, _), row in zip(batch, new, strict=True):
+                    done[key] = tokenizer.decode(row, skip_special_tokens=True).strip()
                     out.write(json.dumps({"id": key, "output": done[key]}, ensure_ascii=False) + "\n")
                 out.flush()
                 if on_batch:
                     on_batch(sum(len(waiting[key]) for key, _ in batch))
     return {pid: done[keys[pid]] for pid in prompts}
+
+
+def stop_tokens(model, tokenizer) -> set[int]:
+    """The tokens that end a turn: the tokenizer's end of sequence and whatever the generation config adds."""
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    configured = configured if isinstance(configured, list) else [configured]
+    return {t for t in [tokenizer.eos_token_id, *configured] if t is not None}
+
+
+def greedy(
+    model, ids: list[list[int]], max_new: int, stop: set[int], pad: int, prefix: dict | None = None
+) -> list[list[int]]:
+    """Greedy continuations of the token lists ``ids`` (without their stop token), at most ``max_new`` tokens each.
+
+    The same tokens ``model.generate`` gives greedily, for less work: the prefix every prompt of the batch shares
+    (the system prompt; for the prompted baseline the policy and its shots, most of each prompt) is run once and
+    its key/value cache copied to every row, and a row that reaches a stop token leaves the batch, its cache rows
+    with it, instead of being decoded to the longest row's end. ``prefix`` (a dict kept by the caller) carries
+    the last shared prefix's cache to the next batch that starts with it.
+    """
+    import torch
+
+    device, key = model.device, _cache_argument(model)
+    shared, cache = _prefix_cache(model, ids, {} if prefix is None else prefix)
+    if shared:
+        cache.batch_repeat_interleave(len(ids))
+    rest = [row[shared:] for row in ids]
+    width = max(len(r) for r in rest)
+    inputs = torch.tensor([[pad] * (width - len(r)) + r for r in rest], device=device)
+    # Left padding sits between the shared prefix and each row's own tokens: masked out, positions continue.
+    mask = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rest], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=inputs, attention_mask=mask, position_ids=positions[:, shared:], use_cache=True,
+                   logits_to_keep=1, **{key: cache}).logits  # fmt: skip
+    position = positions[:, -1]
+    rows = list(range(len(ids)))  # which prompt each row of the batch still being decoded is
+    out: list[list[int]] = [[] for _ in ids]
+    for _ in range(max_new):
+        tokens = logits[:, -1].argmax(-1)
+        keep = []
+        for i, (row, token) in enumerate(zip(rows, tokens.tolist(), strict=True)):
+            if token not in stop:
+                out[row].append(token)
+                keep.append(i)
+        if not keep or len(out[rows[keep[0]]]) == max_new:
+            break
+        if len(keep) < len(rows):
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            tokens, mask, position = tokens[index], mask[index], position[index]
+            rows = [rows[i] for i in keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        position = position + 1
+        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
+                       use_cache=True, **{key: cache}).logits  # fmt: skip
+    return out
+
+
+def _prefix_cache(model, ids: list[list[int]], memo: dict) -> tuple[int, Any]:
+    """(tokens, their key/value cache for one row): the batch's shared prefix, or the one ``memo`` holds when the
+    batch starts with it."""
+    import copy
+
+    import torch
+    from transformers import DynamicCache
+
+    shared = _shared_prefix(ids)
+    known = memo.get("tokens") or []
+    if known and len(known) <= shared and ids[0][: len(known)] == known:
+        return len(known), copy.deepcopy(memo["cache"])
+    cache = DynamicCache(config=model.config)
+    if shared:
+        model(input_ids=torch.tensor([ids[0][:shared]], device=model.device), use_cache=True, logits_to_keep=1,
+              **{_cache_argument(model): cache})  # fmt: skip
+        memo.update(tokens=ids[0][:shared], cache=copy.deepcopy(cache))
+    return shared, cache
+
+
+def _cache_argument(model) -> str:
+    """The forward argument the key/value cache goes in: ``cache`` from transformers 5.2x on, ``past_key_values``
+    before (deprecated since)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _shared_prefix(ids: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own."""
+    shortest = min(len(r) for r in ids)
+    n = 0
+    while n < shortest - 1 and all(r[n] == ids[0][n] for r in ids):
+        n += 1
+    return n
 
 
 def _batches(todo: list[tuple[str, str]], prompts: dict[str, Any], size: int):

@@ -182,7 +182,9 @@ def evaluate(
     system, shots = prompted_system(behaviours, schemas), prompted_shots(dataset_dir, settings.shots)
 
     outputs: dict[str, dict[str, str]] = {}
+    seconds: dict[str, float] = {}
     for m in models:
+        began = time.perf_counter()
         requests = {
             it.id: (with_policy_prompt(it, system, shots) if m.prompted else it.messages,
                     budget.get(it.kind, settings.max_new_tokens))
@@ -197,6 +199,7 @@ def evaluate(
                 m.model_dir, requests, batch_size=settings.batch_size, cache_dir=m.cache_dir, prefix=m.prefix,
                 on_batch=on_batch, threads=settings.threads,
             )  # fmt: skip
+        seconds[m.tag] = round(time.perf_counter() - began, 2)
 
     judged = {"judge": "rules"}
     if answer_judge is not None:
@@ -251,6 +254,7 @@ def evaluate(
         "metrics_by_kind": {kind: [m for m, _ in metrics] for kind, metrics in METRICS.items()},
         "notes": notes,
         "wall_seconds": round(time.perf_counter() - start, 2),
+        "seconds": seconds,  # per model: generating (nothing when its cache had every output) and loading it
     }
     rows = [
         {"id": it.id, "kind": it.kind, "origin": it.origin, "model": tag, "prompt": it.messages[-1]["content"],
