@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -86,6 +87,9 @@ def test_run_end_to_end_resumes_after_a_kill_in_each_phase(tmp_path):
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3/3 eval" in done.stdout and "reused" in done.stdout and "behaviour targets met" in done.stdout
+    # Where the time went: each phase, and the evaluation by model.
+    flat = " ".join(done.stdout.replace("│", " ").split())
+    assert re.search(r"curate \d+s, train \d+s, eval \d+s \(trained \d+s, base \d+s, prompted \d+s\)", flat), flat
     lines = _lines(cache)
     assert lines[: len(partial)] == partial  # eval resumed: finished generations were kept, not redone
     test = _lines(run / "dataset" / "test.jsonl")

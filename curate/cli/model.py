@@ -77,8 +77,19 @@ def _print_run_summary(console, result, wall: float) -> None:
         + (f"[red]regressed: {', '.join(regressed)}[/]; " if regressed else "no regression; ")
         + str(result.layout.eval / "eval.json"),
     )
-    table.add_row("wall time", f"{wall:.0f}s")
+    table.add_row("wall time", f"{wall:.0f}s: " + phase_times(result))
     console.print(table)
+
+
+def phase_times(result) -> str:
+    """Where the run's time went: each phase, training split into the trainer and the rest (fetching and
+    converting a named base, loading, tokenizing, saving), evaluation by model."""
+    p, t = result.phases, result.training
+    train = f"train {p['train']:.0f}s"
+    if result.trained != "reused":
+        train += f" (trainer {t['wall_seconds']:.0f}s, model and data {t.get('other_seconds', 0):.0f}s)"
+    models = ", ".join(f"{tag} {s:.0f}s" for tag, s in result.eval_report.get("seconds", {}).items())
+    return f"curate {p['curate']:.0f}s, {train}, eval {p['eval']:.0f}s ({models})"
 
 
 @main.command("eval")

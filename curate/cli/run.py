@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ class RunResult:
     training: dict[str, Any]  # training_summary.json
     trained: str  # "trained", "resumed" or "reused"
     eval_report: dict[str, Any]
+    phases: dict[str, float]  # wall seconds of curate, train and eval in this invocation
 
 
 def training_state(layout: RunLayout, key: str) -> str:
@@ -53,13 +55,16 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     check_sft(recipe.train.sft)  # a wrong SFTConfig argument fails now, not after the curation
 
     console.rule("1/3 curate")
+    began = time.perf_counter()
     with RichReporter(console) as reporter:
         curated = curate(recipe, reporter=reporter)
     print_curate_summary(console, curated)
     if not curated.stats["examples"]["total"]["train"]:
         raise GristmillError(f"curation made no training examples; see {curated.dataset_dir / 'stats.json'} notes")
 
+    phases = {"curate": time.perf_counter() - began}
     console.rule("2/3 train")
+    began = time.perf_counter()
     dataset_dir = curated.dataset_dir
     train_overrides = [o[len("train.") :] for o in overrides if o.startswith("train.")]
     section, _ = load_train_section(dataset_dir, train_overrides)
@@ -75,6 +80,10 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
         trained = "resumed" if state == "resume" else "trained"
     training = json.loads(layout.training_summary.read_text())
 
+    phases["train"] = time.perf_counter() - began
+
     console.rule("3/3 eval")
+    began = time.perf_counter()
     result = eval_with_progress(console, layout.trained_model(), dataset_dir, layout.eval, None, None, None, None)
-    return RunResult(layout.root, layout, curated, training, trained, result.report)
+    phases["eval"] = time.perf_counter() - began
+    return RunResult(layout.root, layout, curated, training, trained, result.report, phases)
