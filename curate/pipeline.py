@@ -18,8 +18,9 @@ from typing import Any
 
 from curate import __version__
 from curate.layout import RunLayout, check_apart
-from curate.output import dataset_card, read_jsonl, write_dataset
+from curate.output import dataset_card, iter_rows, read_jsonl, write_dataset
 from curate.readers import READ_STAGE, READ_VERSION, discover, fingerprint_files
+from curate.shortcuts import audit_recipe
 from curate.stats import build_stats, llm_stats
 from curate.steps import (
     Checkpoints,
@@ -224,6 +225,7 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
     }
     if runtime is not None:
         stats_doc["llm"] = llm_stats(recipe, stats, runtime)
+    stats_doc["shortcuts"] = audit_recipe(recipe, train, _cited_texts(last_docs / "rows", train))
     behaviours, schemas = _behaviours(recipe, train + test)
     dataset_dir = write_dataset(
         layout.dataset,
@@ -241,6 +243,19 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
     result = CurateResult(layout.root.resolve(), dataset_dir.resolve(), stats_doc, stats)
     _check_outcome(recipe, layout, stats_doc, stats)
     return result
+
+
+def _cited_texts(rows: Path, examples: list[dict[str, Any]]) -> dict[str, str]:
+    """The title, section and text of every document row an example cites, by id."""
+    from curate.shortcuts import cited as cited_by
+
+    cited = {i for ex in examples for i in cited_by(ex)}
+    out: dict[str, str] = {}
+    for batch in iter_rows(rows, ["id", "title", "section", "text"]):
+        for row in batch.to_pylist():
+            if row["id"] in cited:
+                out[row["id"]] = f"{row['title']}\n{row['section']}\n{row['text']}"
+    return out
 
 
 def _check_outcome(recipe, layout: RunLayout, stats_doc: dict[str, Any], stats: list[StepStat]) -> None:

@@ -222,13 +222,20 @@ def render(template_name: str, doc: Path | None, recipe_path: Path | None, chunk
 @click.option("--reason", default=None, help="Only rejects with this reason (slug).")
 @click.option("--sample", default=3, show_default=True, help="Examples and rejects shown per kind or reason.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--shortcuts",
+    is_flag=True,
+    help="Only the shortcut audit: n-grams that give a kind away, content n-grams, and policy frames by kind.",
+)
 @handle_errors
-def inspect(path: Path, kind: str | None, reason: str | None, sample: int, as_json: bool) -> None:
+def inspect(path: Path, kind: str | None, reason: str | None, sample: int, as_json: bool, shortcuts: bool) -> None:
     """Counts per kind and split, drops by stage and reason, and a few examples of a dataset directory."""
-    from curate.report.inspect import inspect_dataset, print_inspection
+    from curate.report.inspect import inspect_dataset, print_inspection, print_shortcuts, shortcut_audit
 
-    data = inspect_dataset(path, kind=kind, reason=reason, sample=sample)
+    data = shortcut_audit(path, kind) if shortcuts else inspect_dataset(path, kind=kind, reason=reason, sample=sample)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif shortcuts:
+        print_shortcuts(make_console(), data)
     else:
         print_inspection(make_console(), data)

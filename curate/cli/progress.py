@@ -57,6 +57,8 @@ def print_curate_summary(console, result) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from curate.shortcuts import warning
+
     steps = Table("step", "rows in", "rows out", "dropped", "reasons", "seconds", title="curation")
     for s in result.steps:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items()))
@@ -72,6 +74,9 @@ def print_curate_summary(console, result) -> None:
     console.print(kinds)
     for note in result.stats["notes"]:
         console.print(Text.assemble(("note: ", "yellow"), note))
+    shortcut = warning(result.stats.get("shortcuts"))
+    if shortcut:
+        console.print(Text.assemble(("warning: ", "bold yellow"), shortcut))
     console.print(
         f"dataset: [bold]{result.dataset_dir}[/]  rejects: {result.stats['rejects']['total']} "
         f"in {result.dataset_dir / 'rejects' / 'rejects.jsonl'}  ({result.stats['wall_seconds']:.1f}s)"

@@ -147,6 +147,26 @@ def evaluation_section(report: dict[str, Any]) -> str:
     return out
 
 
+def shortcut_section(audit: dict[str, Any]) -> str:
+    """The give-away n-grams, and the policy frames only one kind uses (curate.shortcuts)."""
+    from curate.shortcuts import warning
+
+    t = audit["thresholds"]
+    line = warning(audit) or "Clean: no give-away n-gram, and every policy frame is used by two kinds or more."
+    parts = [f"<p>{html.escape(line)}</p>",
+             f"<p>Training prompts (last user turn) of {', '.join(audit['kinds'])}; an n-gram is listed when at least "
+             f"{t['min_precision']:.0%} of the prompts containing it are of one kind, in at least {t['min_support']} "
+             "of them, and its words carry no content of the policy or the cited documents.</p>"]  # fmt: skip
+    if audit["giveaways"]:
+        keys = ("kind", "ngram", "support", "prompts")
+        rows = [[*(r[k] for k in keys), f"{r['precision']:.2f}"] for r in audit["giveaways"]]
+        parts.append(_table(["kind", "give-away", "support", "prompts with it", "precision"], rows, "shortcuts"))
+    alone = [[f["kind"], f["frame"], f["train"]] for f in audit["frames"] if not f["other_kinds"]]
+    if alone:
+        parts.append(_table(["kind", "policy frame used by this kind only", "train prompts"], alone, "frames"))
+    return "".join(parts)
+
+
 def _example_rows(examples: list[dict], documents: dict[str, dict]) -> list[dict]:
     out = []
     for e in examples:
@@ -222,6 +242,8 @@ def build_report(path: Path) -> str:
     )
     kinds = [[k, ex["train"].get(k, 0), ex["test"].get(k, 0)] for k in sorted(set(ex["train"]) | set(ex["test"]))]
     sections.append(("Examples by kind", _table(["kind", "train", "test"], kinds, "kinds") + charts["kinds"]))
+    if "shortcuts" in stats:
+        sections.append(("Shortcut audit", shortcut_section(stats["shortcuts"])))
     sections.append(("Lengths", charts["lengths"]))
     if "labels" in charts:
         sections.append(("Document labels", charts["labels"]))

@@ -53,6 +53,49 @@ def inspect_dataset(
     }
 
 
+def shortcut_audit(path: Path, kind: str | None = None) -> dict[str, Any]:
+    """stats.json's shortcut audit (curate.shortcuts), its rows only of ``kind`` if given."""
+    from curate.errors import OutputError
+
+    dataset_dir = check_dataset_dir(path)
+    section = json.loads((dataset_dir / "stats.json").read_text()).get("shortcuts")
+    if section is None:
+        raise OutputError(
+            f"{dataset_dir / 'stats.json'} has no shortcut audit: it was curated by an older gristmill; run "
+            "`gristmill curate` on its recipe again (the checkpoints make it quick)"
+        )
+    if kind:
+        for key in ("giveaways", "content", "frames"):
+            section[key] = [r for r in section[key] if r["kind"] == kind]
+    return {"dataset": str(dataset_dir), **section}
+
+
+def print_shortcuts(console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from curate.shortcuts import warning
+
+    t = data["thresholds"]
+    rule = f"precision >= {t['min_precision']}, support >= {t['min_support']}, 1-{t['max_n']} words"
+    console.print(f"[bold]{data['dataset']}[/]  training prompts per kind: "
+                  + ", ".join(f"{k} {n}" for k, n in data["prompts"].items()))  # fmt: skip
+    for key, title in (("giveaways", "give-aways: words only one kind's prompts use"),
+                       ("content", "content: words that carry the behaviour (expected)")):  # fmt: skip
+        table = Table("kind", "n-gram", "support", "prompts with it", "precision", title=f"{title} ({rule})")
+        rows = data[key] if key == "giveaways" else [r for r in data[key] if r["n"] == 1][:40]
+        for r in rows:
+            table.add_row(r["kind"], Text(r["ngram"]), str(r["support"]), str(r["prompts"]), f"{r['precision']:.2f}")
+        console.print(table if rows else f"{title}: none")
+    frames = Table("kind", "frame", "train prompts", "other kinds using it", title="policy request frames")
+    for f in sorted(data["frames"], key=lambda f: (bool(f["other_kinds"]), f["kind"], f["frame"])):
+        others = ", ".join(f"{k} {n}" for k, n in f["other_kinds"].items())
+        frames.add_row(f["kind"], Text(f["frame"]), str(f["train"]), Text(others) if others else Text("none", "red"))
+    console.print(frames)
+    line = warning(data)
+    console.print(Text(line or "shortcut audit: clean", "yellow" if line else "green"))
+
+
 def _percentiles(values: list[int]) -> dict[str, int]:
     if not values:
         return {"p50": 0, "p90": 0, "max": 0}
