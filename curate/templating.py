@@ -13,7 +13,9 @@ A template file looks like::
     {% block assistant %}{{ text }}{% endblock %}
 
 Blocks ``user`` and ``assistant`` are required, ``system`` is optional. Every template also gets ``variant``,
-a seeded integer, to pick one of several phrasings (``asks[variant % asks|length]``). Document text reaches a
+a seeded integer, to pick one of several phrasings (``asks[variant % asks|length]``), and the filter
+``decorate(variant)``, which adds a greeting, thanks or hedge from one list shared by every kind (or nothing,
+half the time). Document text reaches a
 template only as a variable, so ``{{ 7*7 }}`` inside a document stays literal.
 
 Built-in templates ship inside the wheel (``curate/templates``, force-included from the repo's
@@ -64,13 +66,36 @@ def builtin_templates_dir() -> Path:
     raise TemplateError("the built-in templates are missing from this installation; reinstall gristmill")
 
 
+# The decorations a person adds to a request, one list for every kind and both splits, so none of them tells
+# a refusal from an answer (a model trained on "thanks" only in refusals learns to decline thanks): half the
+# requests go plain. Templates draw one with ``{{ request | decorate(variant) }}``; the shortcut audit
+# (curate/shortcuts.py) checks that no kind owns a decoration.
+DECORATIONS = (
+    *["{}"] * 12,
+    "Hi, {}", "Hi! {}", "Hello, {}", "Hey, {}",
+    "{} Thanks!", "{} Thanks.", "{} Thanks in advance.", "Hi! {} Thanks.",
+    "Quick question: {}", "Quick one: {}", "{} A short answer is fine.", "I need help. {}",
+)  # fmt: skip
+
+
+def decorate(request: str, variant: int) -> str:
+    """``request`` with the decoration ``variant`` draws (a hash of it, so the draw is independent of the
+    phrasing ``variant % n`` picks); after "Hi, " a capital that starts a sentence is lowered."""
+    frame = DECORATIONS[(int(variant) * 2654435761 >> 8) % len(DECORATIONS)]
+    if frame.split("{}")[0].endswith(", ") and request[:2].istitle() and not request.startswith(("I ", "I'")):
+        request = request[0].lower() + request[1:]
+    return frame.format(request)
+
+
 def _environment():
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
     )
+    env.filters["decorate"] = decorate
+    return env
 
 
 def parse_template(path: Path) -> TemplateSpec:

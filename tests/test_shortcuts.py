@@ -74,18 +74,39 @@ def test_frames_are_matched_in_order_and_counted_by_kind():
     assert alone["unshared_frames"] == 1 and "used by one kind only" in warning(alone)
 
 
-def test_the_sample_audit_flags_its_giveaways_in_stats_inspect_and_the_report(sample_run):
+DECORATIONS = {"thanks", "hi", "quick one", "hello"}
+
+
+def test_the_sample_with_decorations_by_kind_is_flagged_and_with_shared_decorations_is_not(tmp_path, in_tmp):
+    """The sample as it was (each kind its own greetings and thanks: the fixture templates) gives the decision
+    away; with the shipped templates, which draw decorations from one list, none of them is flagged."""
+    import shutil
+
+    from curate.pipeline import curate
+    from curate.recipe import load_recipe
+    from tests.conftest import REPO
+
+    shutil.copytree(REPO / "sample_data", tmp_path / "sample_data")
+    old = str(REPO / "tests" / "fixtures" / "decorations_by_kind")
+    recipe = load_recipe("sample_data/recipe.yaml", [f"templates.dirs=[{old!r}]", "output.dir=old"])
+    section = json.loads((curate(recipe).dataset_dir / "stats.json").read_text())["shortcuts"]
+    flagged = {r["ngram"]: r for r in section["giveaways"]}
+    assert DECORATIONS <= set(flagged), sorted(flagged)
+    assert flagged["thanks"]["kind"] == "decline" and flagged["hello"]["kind"] == "abstain"
+    assert all(r["precision"] >= 0.9 and r["support"] >= 5 for r in section["giveaways"])
+    new = json.loads((curate(load_recipe("sample_data/recipe.yaml")).dataset_dir / "stats.json").read_text())
+    assert not DECORATIONS & {r["ngram"] for r in new["shortcuts"]["giveaways"]}
+
+
+def test_the_audit_reaches_inspect_and_the_report(sample_run):
     from curate.cli.app import main
     from curate.report.html import build_report
 
     result, _ = sample_run
     section = json.loads((result.dataset_dir / "stats.json").read_text())["shortcuts"]
-    flagged = {r["ngram"] for r in section["giveaways"]}
-    assert {"thanks", "hi", "quick one", "hello"} <= flagged, flagged
-    assert all(r["precision"] >= 0.9 and r["support"] >= 5 for r in section["giveaways"])
     out = CliRunner().invoke(main, ["inspect", str(result.dataset_dir), "--shortcuts", "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["giveaways"] == section["giveaways"]
     table = CliRunner().invoke(main, ["inspect", str(result.dataset_dir), "--shortcuts", "--kind", "refusal"])
-    assert "quick one" in table.output and "shortcut audit:" in table.output
+    assert "policy request frames" in table.output and "shortcut audit:" in table.output
     assert "Shortcut audit" in build_report(result.dataset_dir)
