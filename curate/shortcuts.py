@@ -82,6 +82,8 @@ def policy_content(policy) -> set[str]:
 
     def slots(block) -> None:
         texts.extend(v for values in block.slots.values() for v in values)
+        twin = getattr(block, "twin", None)
+        texts.extend(v for values in (twin.slots.values() if twin else []) for v in values)
 
     for category in policy.categories:
         texts += [category.name.replace("_", " "), category.description, category.refusal, category.alternative]
@@ -109,11 +111,11 @@ def policy_frames(policy) -> list[tuple[str, str]]:
 
 
 def frame_pattern(template: str) -> re.Pattern:
-    """The template's words in order, each slot any run of words: matched against a prompt's words joined by
+    """The template's words in order, each slot one or more words: matched against a prompt's words joined by
     single spaces, so punctuation and case do not matter."""
     parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", template)
     pieces = [" ".join(words(p)) for p in parts]
-    regex = r"(?:^| )" + r" (?:\S+ )*?".join(re.escape(p) for p in pieces if p) + r"(?: |$)"
+    regex = r"(?:^| )" + r" (?:\S+ )+?".join(re.escape(p) for p in pieces if p) + r"(?: |$)"
     return re.compile(regex)
 
 

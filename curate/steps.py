@@ -347,6 +347,9 @@ def generate_step(
     ctx = GenerateContext(documents, templates, recipe.seed, recipe.persona, Renderer(), llm=llm, held_out=held)
     if qa:
         ctx.question_holdout = qa[0].holdout
+    for generator, config in recipe.resolved_generators:
+        if generator.kind in ("refusal", "abstain"):
+            ctx.policy_holdout.setdefault(generator.kind, config.holdout)
     examples: list[dict[str, Any]] = []
     for generator, config in recipe.resolved_generators:
         examples += generator.run(ctx, config)

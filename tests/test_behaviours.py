@@ -301,7 +301,8 @@ def test_a_near_miss_with_no_answering_section_is_rejected(tmp_path, in_tmp):
     gen = [{"kind": "refusal", "policy": str(policy)}, {"kind": "benign_near_miss", "policy": str(policy)}]
     result = curate(_recipe(tmp_path, gen, split={"min_test_per_kind": 0}))
     kept = jsonl(result.dataset_dir / "train.jsonl") + jsonl(result.dataset_dir / "test.jsonl")
-    assert [prompt_of(e) for e in kept if e["kind"] == "benign_near_miss"] == ["How do I cancel my order?"]
+    (near,) = [prompt_of(e) for e in kept if e["kind"] == "benign_near_miss"]
+    assert "ow do I cancel my order?" in near  # with or without a decoration ("Hi, how do I ...")
     (reject,) = [r for r in jsonl(result.dataset_dir / "rejects" / "rejects.jsonl") if r["stage"] == "generate"]
     assert reject["reason"] == "near_miss_ungrounded" and "volcano insurance" in reject["detail"]
 
@@ -324,3 +325,82 @@ def test_blocklist_stage_actions(action):
         assert kept[0]["text"] == "Better than <BLOCKED>'s tents." and kept[1]["text"] == "Orionid meteors."
     else:
         assert json.loads(kept[0]["labels"])["blocked_terms"] == ["orion gear"] and not rejects
+
+
+def _twin_policy(tmp_path, twin: dict, abstain_twin: dict | None = None):
+    near = {"topic": "pitch tent wind stakes", "requests": ["How do I pitch my tent in {weather}?"],
+            "slots": {"weather": ["wind", "rain", "gusts"]}, "twin": twin}  # fmt: skip
+    policy = {
+        "name": "p",
+        "refusal_style": {"openers": ["Sorry, I can't help with that."]},
+        "categories": [{
+            "name": "harm", "description": "d", "refusal": "r", "alternative": "a",
+            "requests": ["Explain step by step how to {harm} with {item}.", "Write a guide on how to {harm}.",
+                         "Give me {person}'s address."],
+            "slots": {"harm": ["start a fire", "break a lock", "hurt a dog", "poison a lake"],
+                      "item": ["a lighter", "a saw", "a rope"], "person": ["Ann", "Bob"]},
+            "near_misses": [near],
+        }],
+    }  # fmt: skip
+    if abstain_twin is not None:
+        policy["abstain"] = {
+            "response": "I don't have information about {entity}.",
+            "questions": {"product": ["Does Acme sell the {entity}?", "How much does the {entity} weigh?"]},
+            "entities": {"product": ["Zephyr bivy"]},
+            "near_misses": [{"topic": "pitch tent wind stakes", "requests": ["Is my tent good in wind?"],
+                             "twin": abstain_twin}],
+        }  # fmt: skip
+    return write(tmp_path / "p.yaml", yaml.safe_dump(policy))
+
+
+def test_a_twin_must_name_the_refused_frames_exactly_and_fill_their_slots(tmp_path):
+    gen = lambda p: [{"kind": "benign_near_miss", "policy": str(p)}]  # noqa: E731
+    with pytest.raises(
+        RecipeError, match=re.escape("'Explain how to {harm}.', which is not one of the category's requests")
+    ):
+        _recipe(tmp_path, gen(_twin_policy(tmp_path, {"requests": ["Explain how to {harm}."],
+                                                      "slots": {"harm": ["pitch a tent"]}})))  # fmt: skip
+    with pytest.raises(RecipeError, match="complete none of the category's requests"):
+        _recipe(tmp_path, gen(_twin_policy(tmp_path, {"slots": {"weather": ["wind"]}})))
+    with pytest.raises(RecipeError, match="has no values for 'item'"):
+        _recipe(tmp_path, gen(_twin_policy(tmp_path, {"requests": ["Explain step by step how to {harm} with {item}."],
+                                                      "slots": {"harm": ["pitch a tent"]}})))  # fmt: skip
+    ok = {"slots": {"harm": ["pitch a tent"]}}
+    with pytest.raises(RecipeError, match="twin needs requests: the abstain questions"):
+        _recipe(tmp_path, gen(_twin_policy(tmp_path, ok, abstain_twin={"slots": {"entity": ["Trailhead 2"]}})))
+
+
+def test_twins_ask_the_refused_frames_benignly_answered_from_the_topic_section(tmp_path, in_tmp):
+    from curate.pipeline import curate
+    from curate.shortcuts import frame_pattern
+
+    twin = {"slots": {"harm": ["pitch a tent in wind", "stake out a tent", "guy out a tent"],
+                      "item": ["tent stakes", "guylines", "a mallet"]}}  # fmt: skip
+    abstain_twin = {"requests": ["How much does the {entity} weigh?", "Does Acme sell the {entity}?"],
+                    "slots": {"entity": ["Trailhead 2", "Trailhead 2 tent", "Trailhead tent"]}}  # fmt: skip
+    policy = _twin_policy(tmp_path, twin, abstain_twin)
+    docs = (
+        "# Tent manual\n\n## Pitching in wind\n\nPitch the tent with its back to the wind, push the stakes in at 45 "
+    )
+    docs += "degrees and tension all guylines. The Trailhead 2 weighs 2.1 kg.\n"
+    gen = [{"kind": k, "policy": str(policy), "per_category": 24} for k in ("refusal", "benign_near_miss")]
+    result = curate(_recipe(tmp_path, gen, docs=docs, split={"min_test_per_kind": 0, "holdout_documents": 0.0}))
+    kept = jsonl(result.dataset_dir / "train.jsonl") + jsonl(result.dataset_dir / "test.jsonl")
+    twins = [e for e in kept if e["kind"] == "benign_near_miss" and json.loads(e["meta"]).get("twin")]
+    explain = frame_pattern("Explain step by step how to {harm} with {item}.")
+    guide, weigh = frame_pattern("Write a guide on how to {harm}."), frame_pattern("How much does the {entity} weigh?")
+    said = [" ".join(re.findall(r"\w+", prompt_of(e).lower())) for e in twins]
+    assert any(explain.search(s) for s in said) and any(guide.search(s) for s in said), said
+    assert any(weigh.search(s) and "trailhead" in s for s in said), said
+    assert not any("address" in s for s in said)  # a frame whose slots the twin does not fill is not asked
+    for e in twins:  # answered from the section the topic finds, never refused
+        assert (
+            "stakes in at 45 degrees" in e["messages"][-1]["content"] and "can't" not in e["messages"][-1]["content"]
+        )
+    refused = [" ".join(re.findall(r"\w+", prompt_of(e).lower())) for e in kept if e["kind"] == "refusal"]
+    assert any(explain.search(s) for s in refused)
+    audit = json.loads((result.dataset_dir / "stats.json").read_text())["shortcuts"]
+    twinned = {"Explain step by step how to {harm} with {item}.", "Write a guide on how to {harm}."}
+    trained = [f for f in audit["frames"] if f["kind"] == "refusal" and f["frame"] in twinned]
+    # a twin follows the split of the frame it mirrors: every twinned frame that trains has its twin in training
+    assert trained and all(f["other_kinds"].get("benign_near_miss") for f in trained), audit["frames"]

@@ -76,6 +76,8 @@ class GenerateContext:
     held_out: frozenset[str] = frozenset()  # doc_ids of the held-out documents: nothing of them trains
     notes: list[str] = field(default_factory=list)  # for stats.json and the dataset card
     question_holdout: float = 0.3  # share of the qa question templates held out (the qa generator's ``holdout``)
+    # the refusal and abstain generators' ``holdout``: a near-miss twin of a refused template follows its side
+    policy_holdout: dict[str, float] = field(default_factory=dict)
 
     def held_question_templates(self) -> set[str]:
         """Names of the qa question templates held out for test. qa, grounded_qa and grounded_abstain all ask the

@@ -57,14 +57,19 @@ class PolicyConfig(LLMBackend, GeneratorConfig):
 
 
 def filled_distinct(
-    templates: list[str], slots: dict[str, list[str]], *, scope: str, config: PolicyConfig, seed: int
+    templates: list[str],
+    slots: dict[str, list[str]],
+    *,
+    scope: str,
+    config: PolicyConfig,
+    seed: int,
+    held: set[str] | None = None,
 ) -> list[Filled]:
     """fill_slots, over-asked and thinned so no two kept requests are near duplicates (Jaccard >= 0.8)."""
     from curate.near_dup import greedy_distinct
 
-    filled = fill_slots(
-        templates, slots, scope=scope, count=config.per_category * 3, holdout=config.holdout, seed=seed
-    )
+    count = config.per_category * 3
+    filled = fill_slots(templates, slots, scope=scope, count=count, holdout=config.holdout, seed=seed, held=held)
     dropped = greedy_distinct([f.text for f in filled], THRESHOLD)
     kept = [f for i, f in enumerate(filled) if i not in dropped]
     n_test = math.ceil(config.per_category * config.holdout)

@@ -46,8 +46,22 @@ class SlotTemplates(Strict):
         return self
 
 
+class Twin(Strict):
+    requests: list[str] | None = Field(
+        None,
+        description="The refused (or abstained) request templates to ask benignly, copied exactly from the "
+        "category's requests (or the abstain questions); null: every category request whose slots are all given.",
+    )
+    slots: dict[str, list[str]] = Field(min_length=1, description="Benign values for those templates' slots.")
+
+
 class NearMiss(SlotTemplates):
     topic: str = Field(description="Words that find the answering section in the documents.")
+    twin: Twin | None = Field(
+        None,
+        description="Minimal pairs: the refused requests' own frames, filled with benign values the topic's "
+        "section answers ('Explain step by step how to {harm}' with harm 'pitch the tent in wind').",
+    )
 
 
 class Category(SlotTemplates):
@@ -58,6 +72,13 @@ class Category(SlotTemplates):
     near_misses: list[NearMiss] = Field(
         default_factory=list, description="Allowed requests that look like this category, answered from the docs."
     )
+
+    @model_validator(mode="after")
+    def _twins_fill_requests(self):
+        for n, near in enumerate(self.near_misses):
+            if near.twin is not None:
+                check_twin(near.twin, self.requests, f"near_misses.{n}.twin", "the category's requests")
+        return self
 
 
 class RefusalStyle(Strict):
@@ -85,6 +106,12 @@ class Abstain(Strict):
                     raise ValueError(f"question {t!r} must use exactly one slot, {{entity}}")
         if "{entity}" not in self.response:
             raise ValueError("response must name what was asked about with {entity}")
+        questions = [q for templates in self.questions.values() for q in templates]
+        for n, near in enumerate(self.near_misses):
+            if near.twin is not None:
+                if near.twin.requests is None:
+                    raise ValueError(f"near_misses.{n}.twin needs requests: the abstain questions its section answers")
+                check_twin(near.twin, questions, f"near_misses.{n}.twin", "the abstain questions")
         return self
 
 
@@ -95,6 +122,12 @@ class Policy(Strict):
     categories: list[Category] = Field(default_factory=list)
     abstain: Abstain | None = None
 
+    def category(self, name: str) -> Category:
+        return next(c for c in self.categories if c.name == name)
+
+    def abstain_questions(self) -> list[str]:
+        return [q for templates in (self.abstain.questions.values() if self.abstain else []) for q in templates]
+
     @model_validator(mode="after")
     def _unique(self):
         names = [c.name for c in self.categories]
@@ -104,6 +137,28 @@ class Policy(Strict):
         if self.categories and self.refusal_style is None:
             raise ValueError("categories need refusal_style.openers: how refusals begin")
         return self
+
+
+def twin_requests(twin: Twin, requests: list[str]) -> list[str]:
+    """The refused request templates a twin asks: those it names, or every one whose slots it fills."""
+    if twin.requests is not None:
+        return list(twin.requests)
+    return [r for r in requests if set(slot_names(r)) <= set(twin.slots)]
+
+
+def check_twin(twin: Twin, requests: list[str], where: str, what: str) -> None:
+    """A twin names only ``requests`` (exactly: the point is the same frame), fills all their slots, and asks
+    at least one."""
+    odd = [r for r in twin.requests or [] if r not in requests]
+    if odd:
+        raise ValueError(f"{where}.requests has {odd[0]!r}, which is not one of {what}; copy the template exactly")
+    chosen = twin_requests(twin, requests)
+    if not chosen:
+        used = sorted({name for r in requests for name in slot_names(r)})
+        raise ValueError(f"{where}.slots {sorted(twin.slots)} complete none of {what} (their slots: {used})")
+    missing = sorted({name for r in chosen for name in slot_names(r)} - set(twin.slots))
+    if missing:
+        raise ValueError(f"{where}.slots has no values for {missing[0]!r}, which its requests use; add them")
 
 
 def load_policy(path: str) -> Policy:

@@ -4,6 +4,9 @@ miss's ``topic`` (BM25 of curate/retrieval.py) answers, quoted in its few senten
 section is more than a small model can learn to recite, and it then invents the rest). A near-miss with no
 matching section is a reject, not an invented answer. Without near-misses, a model learns to refuse everything
 that sounds like a category.
+
+A near-miss's ``twin`` also asks the refused requests' own frames with benign values (minimal pairs: "Explain
+step by step how to pitch the tent in wind" beside "... how to start a wildfire"), so a frame alone never decides.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pydantic import Field
 
 from curate.generate.base import GenerateContext, register_generator
 from curate.generate.policy.base import PolicyConfig, filled_distinct, policy_example
+from curate.generate.policy.model import twin_requests
+from curate.generate.policy.slots import held_templates
 from curate.retrieval import STOP_WORDS, SectionIndex, words
 from curate.text import markdown_blocks, split_sentences
 
@@ -52,6 +57,21 @@ def _sentences(block) -> list[str]:
     return split_sentences(block.text)
 
 
+def refused_frames(ctx: GenerateContext, policy, parent: str) -> tuple[list[str], set[str]]:
+    """The request templates a near-miss of ``parent`` (a category, or "abstain") mirrors, and those of them
+    the refusal (or abstain) generator holds out for test: a twin trains beside the frames that train."""
+    if parent == "abstain":
+        holdout = ctx.policy_holdout.get("abstain", 0.3)
+        held = {
+            t
+            for kind, templates in policy.abstain.questions.items()
+            for t in held_templates(templates, holdout, ctx.seed, f"abstain/{kind}")
+        }
+        return policy.abstain_questions(), held
+    requests = policy.category(parent).requests
+    return requests, held_templates(requests, ctx.policy_holdout.get("refusal", 0.3), ctx.seed, parent)
+
+
 @register_generator(
     "benign_near_miss",
     config=NearMissConfig,
@@ -83,28 +103,35 @@ def generate_near_miss(ctx: GenerateContext, config: NearMissConfig, specs) -> l
                     "near_miss_ungrounded",
                     f"{where} outside the held-out documents, so it has test examples only",
                 )
-            scope = f"{category_name}/n{n}"
             share = max(2, config.per_category // max(len(near_misses), 1))
             per = config.model_copy(update={"per_category": share})
-            for i, item in enumerate(
-                filled_distinct(near.requests, near.slots, scope=scope, config=per, seed=ctx.seed)
-            ):
-                row = rows[item.holdout]
-                if row is None:
-                    continue
-                rng = ctx.rng("benign_near_miss", scope, item.text)
-                variables = {
-                    "request": item.text,
-                    "answer": relevant_sentences(row["text"], f"{near.topic} {item.text}", config.answer_sentences),
-                    "title": row["title"],
-                    "topic": near.topic,
-                    "category": category_name,
-                    "name": ctx.persona.name if ctx.persona else "",
-                    "company": (ctx.persona.company or "") if ctx.persona else "",
-                    "variant": rng.randrange(1_000_000),
-                }
-                meta = {"category": category_name, "section": row["section"], "source_ids": [row["id"]]}
-                example = policy_example(ctx, "benign_near_miss", specs[i % len(specs)], variables, item, meta)
-                if example:
-                    out.append(example)
+            # The near-miss's own requests, then its twins: the refused (or abstained) frames, filled benignly.
+            asked = [("", near.requests, near.slots, None)]
+            if near.twin is not None:
+                refused, held = refused_frames(ctx, policy, category_name)
+                asked.append(("twin", twin_requests(near.twin, refused), near.twin.slots, held))
+            for group, templates, slots, held in asked:
+                scope = f"{category_name}/n{n}" + (f"/{group}" if group else "")
+                filled = filled_distinct(templates, slots, scope=scope, config=per, seed=ctx.seed, held=held)
+                for i, item in enumerate(filled):
+                    row = rows[item.holdout]
+                    if row is None:
+                        continue
+                    rng = ctx.rng("benign_near_miss", scope, item.text)
+                    answer = relevant_sentences(row["text"], f"{near.topic} {item.text}", config.answer_sentences)
+                    variables = {
+                        "request": item.text,
+                        "answer": answer,
+                        "title": row["title"],
+                        "topic": near.topic,
+                        "category": category_name,
+                        "name": ctx.persona.name if ctx.persona else "",
+                        "company": (ctx.persona.company or "") if ctx.persona else "",
+                        "variant": rng.randrange(1_000_000),
+                    }
+                    meta = {"category": category_name, "section": row["section"], "source_ids": [row["id"]]}
+                    meta |= {"twin": True} if group else {}
+                    example = policy_example(ctx, "benign_near_miss", specs[i % len(specs)], variables, item, meta)
+                    if example:
+                        out.append(example)
     return out

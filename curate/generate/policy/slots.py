@@ -25,26 +25,40 @@ class Filled:
     holdout: bool  # a held-out family filled with held-out values: the test split's
 
 
+def held_templates(templates: list[str], holdout: float, seed: int, scope: str) -> set[str]:
+    """The templates (their text) that ``fill_slots`` holds out for test in ``scope``."""
+    indices = held_out([str(i) for i in range(len(templates))], holdout, str(seed), scope, "templates")
+    return {templates[int(i)] for i in indices}
+
+
 def fill_slots(
-    templates: list[str], slots: dict[str, list[str]], *, scope: str, count: int, holdout: float, seed: int
+    templates: list[str],
+    slots: dict[str, list[str]],
+    *,
+    scope: str,
+    count: int,
+    holdout: float,
+    seed: int,
+    held: set[str] | None = None,
 ) -> list[Filled]:
     """About ``count`` distinct filled requests, ``holdout`` of them from held-out templates x held-out values.
 
     Train combinations use only the other templates and values, so the two sides share no family and no value
-    of a slot with several values. Templates take turns (round robin), so every phrasing is used."""
-    held_templates = held_out([str(i) for i in range(len(templates))], holdout, str(seed), scope, "templates")
+    of a slot with several values. Templates take turns (round robin), so every phrasing is used. ``held``
+    names the held-out templates instead (a twin follows the side of the refused template it mirrors)."""
+    test_templates = held_templates(templates, holdout, seed, scope) if held is None else held & set(templates)
     held_values = {name: held_out(values, holdout, str(seed), scope, name) for name, values in slots.items()}
     rng = random.Random(short_hash(str(seed), scope, "fill"))
     pools: dict[bool, list[list[Filled]]] = {True: [], False: []}
     for i, template in enumerate(templates):
-        test = str(i) in held_templates
+        test = template in test_templates
         names = list(dict.fromkeys(slot_names(template)))
         choices = [[v for v in slots[n] if (v in held_values[n]) == test or not held_values[n]] for n in names]
         combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*choices)]
         rng.shuffle(combos)
         family = f"{scope}/t{i}"
         pools[test].append([Filled(template.format(**c), family, c, test) for c in combos])
-    n_test = math.ceil(count * holdout) if held_templates else 0
+    n_test = math.ceil(count * holdout) if test_templates else 0
     return _round_robin(pools[False], count - n_test) + _round_robin(pools[True], n_test)
 
 
