@@ -160,7 +160,8 @@ def audit(
             precision = n / with_gram[gram]
             if n < thresholds.min_support or precision < thresholds.min_precision or (gram, name) in seen:
                 continue
-            seen.update((gram, m) for m in [name, *BEHAVIOURS] if name in kinds and m != name)
+            if name in kinds:  # one kind explains it: not listed again for its behaviour group
+                seen.update((gram, group) for group in BEHAVIOURS)
             example = next(prompts[i] for i in rows if gram in grams[i])
             row = {"ngram": " ".join(gram), "kind": name, "support": n, "prompts": with_gram[gram],
                    "precision": round(precision, 3), "n": len(gram), "example": example}  # fmt: skip
@@ -234,7 +235,3 @@ def audit_recipe(recipe, train: list[dict[str, Any]], documents: dict[str, str])
     ids = {i for ex in train for i in cited(ex)}
     source_words = {i: set(words(documents[i])) for i in ids if i in documents}
     return audit(train, content=content, source_words=source_words, frames=list(dict.fromkeys(frames)))
-
-
-def dumps(section: dict[str, Any]) -> str:
-    return json.dumps(section, indent=1)
