@@ -435,7 +435,8 @@ def test_extract_json_and_refusal_through_the_llm(fake_openai, tmp_path, in_tmp)
     objects = [json.loads(e["messages"][-1]["content"]) for e in rows if e["kind"] == "extract_json"]
     assert objects == [{"ticket_id": "T-1", "priority": "high"}]
     refusals = [e for e in rows if e["kind"] == "refusal"]
-    assert refusals and all("Could you tell me this:" in e["messages"][-2]["content"] for e in refusals)
+    # the LLM's paraphrase, with or without a shared decoration ("Hi, could you tell me this: ...")
+    assert refusals and all("could you tell me this:" in e["messages"][-2]["content"].lower() for e in refusals)
     rejects = (result.dataset_dir / "rejects" / "rejects.jsonl").read_text()
     assert "schema_invalid" in rejects and "'priority' is a required property" in rejects
 
