@@ -4,11 +4,15 @@ for the base and the trained model). Whoever tunes the sample recipe next contin
 
     python bench/trials.py NAME [--set key=value ...] [--note "why"]
     python bench/trials.py NAME --log-run RUN_DIR [--note "why"]   (a finished `gristmill run`, as it ran)
+    python bench/trials.py NAME --from-sft EARLIER --set train.preference.beta=0.1 ...   (DPO on an earlier SFT)
     python bench/trials.py --table [--plot bench/trials.png]
 
 ``--set`` takes recipe overrides (``train.sft.num_train_epochs=2``, ``mix.caps.refusal=80``). The run directory is
 bench/data/trials/NAME (ignored by git); the base model's generations come from the user cache after the first
-trial. ``--table`` prints the log with the targets, ``--plot`` draws each behaviour against training minutes.
+trial. ``--from-sft EARLIER`` starts preference tuning from the SFT model of the trial EARLIER, which must have
+trained on the same examples with the same SFT settings: the DPO levers (pairs per kind, kinds, beta, learning rate)
+cost minutes, not a whole SFT run each. ``--table`` prints the log with the targets, ``--plot`` draws each
+behaviour against training minutes.
 """
 
 from __future__ import annotations
@@ -39,7 +43,36 @@ HEADLINE = [
 ]
 
 
-def run_trial(name: str, overrides: list[str], note: str) -> dict:
+def reuse_sft(earlier: str, dataset_dir: Path) -> None:
+    """Put the trial ``earlier``'s SFT model where this run's preference tuning resumes from (model/sft), after
+    checking it trained on the same examples with the same model and SFT settings."""
+    import shutil
+
+    from curate.output import dataset_key
+    from train.sft import load_train_section, model_layout, training_key
+
+    source = HERE / "data" / "trials" / earlier / "model"
+    done = json.loads((source / "training_summary.json").read_text())
+    sft = source / "sft" if (source / "sft").is_dir() else source
+    section, _ = load_train_section(dataset_dir, [])  # the resolved recipe has the trial's overrides
+    earlier_data = HERE / "data" / "trials" / earlier / "dataset"
+    if dataset_key(earlier_data) != dataset_key(dataset_dir):
+        sys.exit(f"--from-sft {earlier}: it trained on other examples; run the SFT trial again")
+    mine = section.model_dump(exclude={"preference", "output_dir"})
+    theirs = {**mine, "model": done["model"], "lora": done["lora"]}
+    if mine != theirs or any(done["sft"].get(k) != v for k, v in section.sft.items()):
+        sys.exit(f"--from-sft {earlier}: its model or SFT settings differ from this trial's")
+    layout = model_layout(dataset_dir, section)
+    target = layout.model / "sft"
+    shutil.rmtree(layout.model, ignore_errors=True)
+    shutil.copytree(sft / "final", target / "final")
+    if (sft / "final-merged").is_dir():
+        shutil.copytree(sft / "final-merged", target / "final-merged")
+    summary = {k: v for k, v in done.items() if k != "preference"}
+    (target / "training_summary.json").write_text(json.dumps({**summary, "key": training_key(dataset_dir, section)}))
+
+
+def run_trial(name: str, overrides: list[str], note: str, from_sft: str | None = None) -> dict:
     from curate.pipeline import curate
     from curate.recipe import load_recipe
     from train.eval.run import EvalSettings, default_baseline, evaluate
@@ -52,7 +85,9 @@ def run_trial(name: str, overrides: list[str], note: str) -> dict:
     curated = curate(recipe)
     curate_s = time.perf_counter() - start
     start = time.perf_counter()
-    trained = train_model(curated.dataset_dir, [], notify=print)
+    if from_sft:
+        reuse_sft(from_sft, curated.dataset_dir)
+    trained = train_model(curated.dataset_dir, [], notify=print, resume=bool(from_sft))
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     layout = recipe.layout
@@ -97,6 +132,7 @@ def log_entry(name, note, overrides, dataset_dir: Path, summary: dict, report: d
             "tokens_per_second": summary["tokens_per_second"],
             "final_loss": summary["loss_curve"][-1]["loss"] if summary["loss_curve"] else None,
         },
+        "preference": _preference(summary.get("preference")),
         "minutes": {phase: round(value, 2) for phase, value in minutes.items()},
         "eval": report["kinds"],
         "cpu": os.cpu_count(),
@@ -104,6 +140,18 @@ def log_entry(name, note, overrides, dataset_dir: Path, summary: dict, report: d
     with open(LOG, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
     return entry
+
+
+def _preference(section: dict | None) -> dict | None:
+    if not section:
+        return None
+    last = section["curve"][-1] if section["curve"] else {}
+    return {
+        "pairs": section["pairs"], "dropped_base_declined": section["dropped_base_declined"],
+        "beta": section["dpo"]["beta"], "learning_rate": section["dpo"]["learning_rate"], "steps": section["steps"],
+        "minutes": round(section["wall_seconds"] / 60, 2), "final_loss": last.get("loss"),
+        "final_margin": last.get("margin"), "final_accuracy": last.get("accuracy"),
+    }  # fmt: skip
 
 
 def log_run(run_dir: Path, name: str, note: str) -> dict:
@@ -188,6 +236,7 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--from-sft", metavar="EARLIER", help="preference-tune the SFT model of trial EARLIER")
     parser.add_argument("--log-run", type=Path, metavar="RUN_DIR", help="log a finished `gristmill run` as NAME")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -196,7 +245,7 @@ def main() -> None:
     if args.name and args.log_run:
         log_run(args.log_run, args.name, args.note)
     elif args.name:
-        run_trial(args.name, args.overrides, args.note)
+        run_trial(args.name, args.overrides, args.note, args.from_sft)
     entries = read_log()
     if args.table or args.name:
         print_table(entries)

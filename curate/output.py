@@ -19,7 +19,9 @@ from curate.errors import OutputError
 from curate.layout import MARKER
 from curate.rows import dumps, short_hash
 
-DATASET_FILES = ("data", "train.jsonl", "test.jsonl", "documents", "rejects", "behaviours.json", "stats.json")
+DATASET_FILES = (
+    "data", "train.jsonl", "test.jsonl", "preference.jsonl", "documents", "rejects", "behaviours.json", "stats.json",
+)  # fmt: skip
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]] | Any) -> None:
@@ -51,17 +53,15 @@ def iter_rows(saved: Path, columns: list[str] | None = None):
                 yield batch.select(columns) if columns else batch
 
 
-def _example_split(rows: list[dict[str, Any]]):
+def _example_split(rows: list[dict[str, Any]], features=None, name: str = "examples"):
     import pyarrow as pa
     from datasets import Dataset, DatasetInfo
 
     from curate.rows import example_features
 
-    features = example_features()
+    features = features or example_features()
     table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
-    return Dataset(
-        table, info=DatasetInfo(features=features), fingerprint=short_hash(*(r["id"] for r in rows), "examples")
-    )
+    return Dataset(table, info=DatasetInfo(features=features), fingerprint=short_hash(*(r["id"] for r in rows), name))
 
 
 def write_dataset(
@@ -71,6 +71,7 @@ def write_dataset(
     train: list[dict[str, Any]],
     test: list[dict[str, Any]],
     rejects: list[Path],
+    preference: list[dict[str, Any]] | None = None,
     extra_rejects: list[dict[str, Any]],
     stats: dict[str, Any],
     resolved_recipe: dict[str, Any],
@@ -95,12 +96,19 @@ def write_dataset(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        splits = DatasetDict({"train": _example_split(train), "test": _example_split(test)})
+        from curate.preference import pair_features
+
+        splits = DatasetDict({
+            "train": _example_split(train),
+            "test": _example_split(test),
+            "preference": _example_split(preference or [], pair_features(), "preference"),
+        })  # fmt: skip
         splits.save_to_disk(
             str(tmp / "data"), num_shards={name: 1 if len(ds) == 0 else None for name, ds in splits.items()}
         )
         write_jsonl(tmp / "train.jsonl", train)
         write_jsonl(tmp / "test.jsonl", test)
+        write_jsonl(tmp / "preference.jsonl", preference or [])
 
         shutil.copytree(documents_rows, tmp / "documents" / "data")  # the last step's saved rows, as they are
         batches = iter_rows(documents_rows)
@@ -194,6 +202,18 @@ def dataset_card(recipe, stats: dict[str, Any], sources: dict[str, int]) -> str:
         lines += ["", "## Coverage", "| kind | category or schema | train | test |", "| --- | --- | --- | --- |"]
         for kind, facets in stats["coverage"].items():
             lines += [f"| {kind} | {facet} | {n['train']} | {n['test']} |" for facet, n in facets.items()]
+    if stats.get("preference"):
+        lines += [
+            "",
+            "## Preference pairs",
+            "`preference.jsonl` and the `preference` split: the training split's behaviour examples as `prompt`,",
+            "`chosen` (the reference answer) and `rejected` (the behaviour to avoid), for DPO after SFT. A pair",
+            "rejected from `base` gets the base model's own answer at train time; none is stored here.",
+            "",
+            "| kind | rejected from | pairs |",
+            "| --- | --- | --- |",
+            *[f"| {kind} | {src} | {n} |" for kind, by in stats["preference"].items() for src, n in by.items()],
+        ]
     lines += [
         "",
         "## Split",

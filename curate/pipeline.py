@@ -19,6 +19,7 @@ from typing import Any
 from curate import __version__
 from curate.layout import RunLayout, check_apart
 from curate.output import dataset_card, iter_rows, read_jsonl, write_dataset
+from curate.preference import build_pairs, pair_counts
 from curate.readers import READ_STAGE, READ_VERSION, discover, fingerprint_files
 from curate.shortcuts import audit_recipe
 from curate.stats import build_stats, llm_stats
@@ -227,12 +228,15 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
         stats_doc["llm"] = llm_stats(recipe, stats, runtime)
     stats_doc["shortcuts"] = audit_recipe(recipe, train, _cited_texts(last_docs / "rows", train))
     behaviours, schemas = _behaviours(recipe, train + test)
+    pairs = build_pairs(train, behaviours)
+    stats_doc["preference"] = pair_counts(pairs)
     dataset_dir = write_dataset(
         layout.dataset,
         documents_rows=last_docs / "rows",
         train=train,
         test=test,
         rejects=[step.path / "rejects.jsonl" for step in planned],
+        preference=pairs,
         extra_rejects=mix_rejects,
         stats=stats_doc,
         resolved_recipe=recipe.resolved(),

@@ -376,7 +376,7 @@ def test_the_labelled_positions_head_gives_the_plain_loss_gradients_and_metrics(
             model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
         inner = model.get_base_model() if lora else model
         if way != "plain":
-            add_fused_lm_head(inner, outputs=("log_probs", "entropy", "is_top1"))
+            add_fused_lm_head(inner, outputs=("log_probs", "entropy", "is_top1", "mean_logits"))
         if way == "compact":
             assert compact_lm_head(inner)
         out = model(
@@ -397,3 +397,4 @@ def test_the_labelled_positions_head_gives_the_plain_loss_gradients_and_metrics(
     assert torch.equal(compact.label_mask, fused.label_mask) and torch.equal(compact.is_top1, fused.is_top1)
     assert torch.allclose(compact.entropy, fused.entropy, rtol=1e-4, atol=1e-5)
     assert torch.allclose(compact.log_probs, fused.log_probs, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(compact.mean_logits, fused.mean_logits, rtol=1e-4, atol=1e-5)  # DPO's logits/* metrics

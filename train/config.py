@@ -26,6 +26,11 @@ class TrainSection(Strict):
     sft: dict[str, Any] = Field(
         default_factory=dict, description="Passed to trl.SFTConfig as keyword arguments (num_train_epochs, ...)."
     )
+    preference: dict[str, Any] | None = Field(
+        None,
+        description="Preference tuning after SFT: {method: dpo, max_pairs_per_kind, kinds, ...}; the other keys are "
+        "trl.DPOConfig arguments (beta, learning_rate, num_train_epochs, max_length, ...). null: SFT only.",
+    )
     output_dir: str | None = Field(None, description="Where the model goes; default <run>/model.")
     seed: int | None = Field(None, description="Training seed; default the recipe's seed.")
     eval_split: str | None = Field("test", description="Split evaluated during training; null: none.")

@@ -69,6 +69,7 @@ def _labelled_only(model, args, kwargs, labels, num_items_in_batch):
         probs = torch.softmax(logits, dim=-1)
         entropy = log_z - (probs * logits).sum(-1)
         top1 = logits.argmax(-1) == targets  # the first maximum, as TRL's kernel counts it
+        mean_logits = logits.mean(-1)  # DPOTrainer's logits/chosen and logits/rejected
 
     # masked_scatter keeps an all-unlabelled batch connected to the graph: a differentiable zero, not an error
     def spread(x):
@@ -77,6 +78,6 @@ def _labelled_only(model, args, kwargs, labels, num_items_in_batch):
     log_probs = spread(picked)
     loss = -log_probs.sum() / (mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
     return FusedCausalLMOutput(
-        loss=loss, log_probs=log_probs, entropy=spread(entropy), log_sum_sq_probs=None, mean_logits=None,
-        is_top1=spread(top1), label_mask=mask, aux_loss=None,
+        loss=loss, log_probs=log_probs, entropy=spread(entropy), log_sum_sq_probs=None,
+        mean_logits=spread(mean_logits), is_top1=spread(top1), label_mask=mask, aux_loss=None,
     )  # fmt: skip

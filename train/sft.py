@@ -58,27 +58,35 @@ def load_train_section(dataset_dir: Path, overrides: list[str]) -> tuple[TrainSe
 def check_sft(sft: dict[str, Any]) -> None:
     """Every ``train.sft`` key names an SFTConfig argument and its value has that argument's type; otherwise a
     RecipeError with each key path, the bad value and a fix. Runs before any model loads."""
+    from trl import SFTConfig
+
+    check_config(SFTConfig, sft, "train.sft")
+
+
+def check_config(config_class: type, values: dict[str, Any], where: str) -> None:
+    """Each key of ``values`` names a field of the dataclass ``config_class`` (a TRL config) and has its type."""
     import dataclasses
     import typing
 
     from pydantic import TypeAdapter, ValidationError
-    from trl import SFTConfig
 
-    hints = typing.get_type_hints(SFTConfig)
-    known = sorted(f.name for f in dataclasses.fields(SFTConfig))
+    hints = typing.get_type_hints(config_class)
+    known = sorted(f.name for f in dataclasses.fields(config_class))
+    name = config_class.__name__
     problems = []
-    for key, value in sft.items():
+    for key, value in values.items():
         if key not in hints:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "see trl.SFTConfig for the names"
-            problems.append(f"train.sft.{key}: not an SFTConfig argument (value {value!r}); {hint}")
+            hint = f"did you mean {close[0]!r}?" if close else f"see trl.{name} for the names"
+            article = "an" if name[0] in "AEFHILMNORSX" else "a"  # as the letter is read: an SFTConfig
+            problems.append(f"{where}.{key}: not {article} {name} argument (value {value!r}); {hint}")
             continue
         try:
             TypeAdapter(hints[key]).validate_python(value)
         except ValidationError as err:
-            problems.append(f"train.sft.{key}: {err.errors()[0]['msg']} (got {value!r}; SFTConfig wants {hints[key]})")
+            problems.append(f"{where}.{key}: {err.errors()[0]['msg']} (got {value!r}; {name} wants {hints[key]})")
     if problems:
-        raise problems_error("train.sft", problems)
+        raise problems_error(where, problems)
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
@@ -159,6 +167,10 @@ class Prepared:
     args: dict[str, Any]
     preflight: Any
     cuda: bool
+    dataset_dir: Path
+    seed: int
+    eval_batch_size: int  # the recipe's eval.batch_size: how many prompts the base answers together
+    preference: tuple[dict[str, Any], dict[str, Any]] | None  # (options, DPOConfig arguments) when asked for
 
 
 def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[str], None] | None = None) -> Prepared:
@@ -169,6 +181,11 @@ def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[
     dataset_dir = check_dataset_dir(path)
     section, resolved = load_train_section(dataset_dir, overrides)
     check_sft(section.sft)
+    preference = None
+    if section.preference is not None:
+        from train.preference import split_preference
+
+        preference = split_preference(section.preference)
     layout = model_layout(dataset_dir, section)
     layout.model.mkdir(parents=True, exist_ok=True)
     seed = section.seed if section.seed is not None else int(resolved.get("seed", 13))
@@ -186,7 +203,8 @@ def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[
         torch.set_num_threads(section.threads or 1)
     tiny = section.model in TINY_NAMES
     if fresh:
-        for stale in (layout.checkpoints, layout.final, layout.final_merged):
+        for stale in (layout.checkpoints, layout.final, layout.final_merged, layout.model / "sft",
+                      layout.model / "dpo-checkpoints"):  # fmt: skip
             shutil.rmtree(stale, ignore_errors=True)
         layout.training_summary.unlink(missing_ok=True)
         base_key = layout.base_tiny / "dataset_key"
@@ -206,7 +224,24 @@ def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[
     args = {**sft_defaults(cuda, tiny, layout, seed), **user}
     report = _preflight(model, tokenizer, choice, data, args, section)
     key = training_key(dataset_dir, section)
-    return Prepared(layout, section, key, model_path, model, tokenizer, choice, data, args, report, cuda)
+    eval_batch = int((resolved.get("eval") or {}).get("batch_size") or 48)
+    return Prepared(
+        layout,
+        section,
+        key,
+        model_path,
+        model,
+        tokenizer,
+        choice,
+        data,
+        args,
+        report,
+        cuda,
+        dataset_dir,
+        seed,
+        eval_batch,
+        preference,
+    )
 
 
 def _load(model_path: str, name: str):
@@ -258,18 +293,7 @@ def fit(p: Prepared, *, resume: bool, on_progress: Callable[[int, int, dict], No
     if p.section.eval_split and p.section.eval_split in p.data and len(p.data[p.section.eval_split]):
         eval_set = p.data[p.section.eval_split].select_columns(["messages"])
         p.args.setdefault("eval_strategy", "epoch")
-    peft_config = None
-    if p.section.lora is not None:
-        from peft import LoraConfig
-
-        lora = p.section.lora
-        peft_config = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(p.section)
     if not resume:
         p.layout.loss_log.unlink(missing_ok=True)
     p.layout.train_key.write_text(p.key)
@@ -305,13 +329,26 @@ def fit(p: Prepared, *, resume: bool, on_progress: Callable[[int, int, dict], No
     return trainer, result, wall, bool(resume and checkpoints)
 
 
+def lora_config(section: TrainSection):
+    """peft's LoraConfig for the section's ``lora``, or None for a full fine-tune."""
+    if section.lora is None:
+        return None
+    from peft import LoraConfig
+
+    lora = section.lora
+    return LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )  # fmt: skip
+
+
 def _swap_in(staging: Path, target: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
 
 
 def summarize(p: Prepared, trainer, result, wall: float, resumed: bool, other: float) -> dict[str, Any]:
-    """training_summary.json: steps, loss curve, tokens and speed, the preflight, and the settings."""
+    """SFT's part of training_summary.json: steps, loss curve, tokens and speed, the preflight, and the settings."""
     history = trainer.state.log_history
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
     summary = {
@@ -337,7 +374,6 @@ def summarize(p: Prepared, trainer, result, wall: float, resumed: bool, other: f
         "lora": p.section.lora.model_dump() if p.section.lora else None,
         "sft": {k: v for k, v in p.args.items() if k != "output_dir"},
     }
-    write_atomic(p.layout.training_summary, json.dumps(summary, indent=2, default=str))
     return summary
 
 
@@ -351,15 +387,42 @@ def train_model(
     on_preflight: Callable[[Any], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """prepare -> (preflight shown) -> fit -> summarize."""
+    """prepare -> (preflight shown) -> fit -> summarize, then preference tuning when the section asks for it.
+    training_summary.json is written last: its key marks the model as done."""
+    from train import preference as pref
+
     began = time.perf_counter()
     prepared = prepare(path, overrides or [], fresh=not resume and not preflight_only, notify=notify)
+    layout = prepared.layout
     if on_preflight is not None:
         on_preflight(prepared.preflight)
     if preflight_only:
-        return TrainResult(prepared.layout.model, None, {}, prepared.preflight)
-    trainer, result, wall, resumed = fit(prepared, resume=resume, on_progress=on_progress)
-    if not trainer.is_world_process_zero():
-        return TrainResult(prepared.layout.model, prepared.layout.final, {}, prepared.preflight)
-    summary = summarize(prepared, trainer, result, wall, resumed, time.perf_counter() - began - wall)
-    return TrainResult(prepared.layout.model, prepared.layout.final, summary, prepared.preflight)
+        return TrainResult(layout.model, None, {}, prepared.preflight)
+    sft_dir = layout.model / "sft"
+    sft_summary = _read_summary(sft_dir / "training_summary.json") if prepared.preference and resume else None
+    if sft_summary is None or sft_summary.get("key") != prepared.key:
+        trainer, result, wall, resumed = fit(prepared, resume=resume, on_progress=on_progress)
+        if not trainer.is_world_process_zero():
+            return TrainResult(layout.model, layout.final, {}, prepared.preflight)
+        sft_summary = summarize(prepared, trainer, result, wall, resumed, time.perf_counter() - began - wall)
+        if prepared.preference is None:
+            write_atomic(layout.training_summary, json.dumps(sft_summary, indent=2, default=str))
+            return TrainResult(layout.model, layout.final, sft_summary, prepared.preflight)
+        pref.move_sft_outputs(layout, sft_dir)
+        pref.write_sft_summary(sft_dir, sft_summary)
+        resume = False  # the DPO checkpoints of an earlier SFT model are stale
+        shutil.rmtree(layout.model / "dpo-checkpoints", ignore_errors=True)
+    options, user = prepared.preference
+    summary = {**sft_summary, "preference": pref.fit_preference(
+        prepared, options, user, pref.start_of(sft_dir), resume=resume, seed=prepared.seed,
+        on_progress=on_progress, notify=notify,
+    )}  # fmt: skip
+    write_atomic(layout.training_summary, json.dumps(summary, indent=2, default=str))
+    return TrainResult(layout.model, layout.final, summary, prepared.preflight)
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -67,7 +67,12 @@ def _print_run_summary(console, result, wall: float) -> None:
     )
     t = result.training
     loss = f"{t['loss_curve'][-1]['loss']:.3f}" if t.get("loss_curve") else "n/a"
-    table.add_row("train", f"{result.trained}: {t['steps']} steps in {t['wall_seconds']:.0f}s, final loss {loss}")
+    trained = f"{result.trained}: {t['steps']} steps in {t['wall_seconds']:.0f}s, final loss {loss}"
+    if t.get("preference"):
+        pref = t["preference"]
+        margin = (pref["curve"] or [{}])[-1].get("margin") or 0
+        trained += f"; DPO {pref['steps']} steps in {pref['wall_seconds']:.0f}s, reward margin {margin:.2f}"
+    table.add_row("train", trained)
     report = result.eval_report
     passed = sum(c["passed"] for c in report["targets"])
     regressed = sorted({f"{r['label']} (vs {r['versus']})" for r in report["regressions"]})
@@ -87,7 +92,10 @@ def phase_times(result) -> str:
     p, t = result.phases, result.training
     train = f"train {p['train']:.0f}s"
     if result.trained != "reused":
-        train += f" (trainer {t['wall_seconds']:.0f}s, model and data {t.get('other_seconds', 0):.0f}s)"
+        dpo = t.get("preference")
+        trainer = f"trainer {t['wall_seconds']:.0f}s" + (f", DPO {dpo['wall_seconds']:.0f}s" if dpo else "")
+        other = t.get("other_seconds", 0) + (dpo["other_seconds"] if dpo else 0)
+        train += f" ({trainer}, model and data {other:.0f}s)"
     models = ", ".join(f"{tag} {s:.0f}s" for tag, s in result.eval_report.get("seconds", {}).items())
     return f"curate {p['curate']:.0f}s, {train}, eval {p['eval']:.0f}s ({models})"
 

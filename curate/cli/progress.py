@@ -152,6 +152,8 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
 
         def on_progress(step: int, total: int, last: dict) -> None:
             loss = f"loss {last['loss']:.3f}" if "loss" in last else ""
+            if "rewards/margins" in last:  # preference tuning (DPO) after SFT
+                loss += f", reward margin {last['rewards/margins']:.2f}"
             progress.update(task, completed=step, total=total or None, loss=loss)
 
         def on_preflight(report) -> None:
@@ -183,6 +185,14 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
             f"trained {s['steps']} steps in {s['wall_seconds']:.1f}s ({s['tokens_per_second']} tokens/s), "
             f"final loss {loss}; model: [bold]{result.final_dir}[/]"
         )
+        if s.get("preference"):
+            pref, last = s["preference"], (s["preference"]["curve"] or [{}])[-1]
+            console.print(
+                f"then DPO: {pref['steps']} steps on {sum(pref['pairs'].values())} pairs in "
+                f"{pref['wall_seconds']:.1f}s ({pref['tokens_per_second']} tokens/s), final loss "
+                f"{last.get('loss', float('nan')):.3f}, reward margin {last.get('margin') or 0:.2f}, "
+                f"reward accuracy {last.get('accuracy') or 0:.2f}"
+            )
     return result
 
 

@@ -53,6 +53,10 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     from train.sft import check_sft, load_train_section, model_layout, training_key
 
     check_sft(recipe.train.sft)  # a wrong SFTConfig argument fails now, not after the curation
+    if recipe.train.preference is not None:
+        from train.preference import split_preference
+
+        split_preference(recipe.train.preference)  # so does a wrong DPOConfig argument
 
     console.rule("1/3 curate")
     began = time.perf_counter()

@@ -99,6 +99,33 @@ def _charts(stats: dict[str, Any], examples: list[dict], documents: list[dict], 
     return charts
 
 
+def preference_section(pref: dict[str, Any]) -> str:
+    """DPO after SFT: the pairs per kind, what was dropped, and the loss and reward margin per logged step."""
+    import matplotlib.pyplot as plt
+
+    dropped = pref.get("dropped_base_declined") or {}
+    pairs = [[kind, n, dropped.get(kind, 0)] for kind, n in pref["pairs"].items()]
+    settings = pref.get("dpo") or {}
+    facts = [["method", pref["method"]], ["steps", pref["steps"]], ["wall seconds", pref["wall_seconds"]],
+             ["beta", settings.get("beta")], ["learning rate", settings.get("learning_rate")]]  # fmt: skip
+    out = _table(["", ""], facts, "narrow")
+    out += _table(["kind", "pairs", "dropped: the base declined too"], pairs, "narrow")
+    curve = pref.get("curve") or []
+    if curve:
+        fig, ax = plt.subplots(figsize=(7, 2.6))
+        steps = [c["step"] for c in curve]
+        ax.plot(steps, [c["loss"] for c in curve], color="#4878a8", label="DPO loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        margin = ax.twinx()
+        margin.plot(steps, [c["margin"] or 0 for c in curve], color="#d08040", label="reward margin")
+        margin.set_ylabel("reward margin (chosen - rejected)")
+        fig.legend(loc="upper center", ncol=2, frameon=False)
+        out += _svg(fig)
+        plt.close(fig)
+    return out
+
+
 def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -256,6 +283,8 @@ def build_report(path: Path) -> str:
         facts = [["steps", training["steps"]], ["wall seconds", training["wall_seconds"]],
                  ["final loss", final_loss], ["model", training["model"]]]  # fmt: skip
         sections.append(("Training", _table(["", ""], facts, "narrow") + parts))
+        if training.get("preference"):
+            sections.append(("Preference tuning", preference_section(training["preference"])))
     else:
         sections.append(
             ("Training", f"<p>No training summary at {html.escape(str(summary_path))}: not trained yet.</p>")
