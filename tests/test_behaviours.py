@@ -73,6 +73,33 @@ def test_json_objects_are_filled_from_the_records_not_invented(sample):
     assert checked >= 60  # every ticket-backed object, with the sample recipe's extract_json cap
 
 
+def test_field_records_come_in_every_layout_with_every_value_shown(sample):
+    from curate.generate.extract_json import field_layouts
+
+    values = {
+        "id": "T-1",
+        "title": "Zip broke",
+        "subject": "Zip broke",
+        "text": "The zip split.",
+        "body": "The zip split.",
+        "priority": "high",
+        "category": "warranty",
+        "product": "Ridgeline 55",
+    }
+    shown = field_layouts(values)
+    assert set(shown) == {"export", "email", "chat", "web_form", "prose"}
+    assert len(set(shown.values())) == 5
+    for layout, text in shown.items():
+        for value in ("T-1", "Zip broke", "The zip split.", "high", "warranty", "Ridgeline 55"):
+            assert value in text, (layout, value)
+    # on the sample, training tickets come in at least four layouts, and both splits see more than one
+    layouts = {
+        split: Counter(json.loads(e["meta"]).get("layout") for e in sample[split] if e["kind"] == "extract_json")
+        for split in ("train", "test")
+    }
+    assert len(set(layouts["train"]) - {None}) >= 4 and len(set(layouts["test"]) - {None}) >= 2
+
+
 def test_abstention_questions_mention_nothing_in_the_corpus(sample):
     corpus = "\n".join(f"{d['title']}\n{d['section']}\n{d['text']}" for d in sample["documents"]).lower()
     words = set(re.findall(r"\w+", corpus))

@@ -7,7 +7,10 @@ the others ask about the other records, for training.
 
 Offline, objects are filled from structured content found in the documents, never invented:
 
-- record fields of .jsonl/.csv inputs (``meta.fields``) with the record's id and title;
+- record fields of .jsonl/.csv inputs (``meta.fields``) with the record's id and title, shown in one of five
+  layouts drawn per example (``meta.layout``): the export's field lines, an e-mail, a chat transcript, a web
+  form, or running prose. A model that has seen one layout only learns where the fields sit, not what they are;
+
 - ``key: value`` lines in the text (two or more make a record);
 - Markdown table rows (header cells are the keys; one record per row).
 
@@ -111,15 +114,15 @@ def norm(key: str) -> str:
     return re.sub(r"[^a-z0-9]", "", key.lower())
 
 
-def records_of(row: dict[str, Any]) -> list[tuple[str, dict[str, str], str]]:
-    """(label, {key: value}, text shown in the prompt) for each record found in a document row."""
+def records_of(row: dict[str, Any]) -> list[tuple[str, dict[str, str], str | dict[str, str]]]:
+    """(label, {key: value}, text shown in the prompt, or {layout: text} for a field record) for each record found
+    in a document row."""
     out = []
     fields = loads_obj(row["meta"]).get("fields")
     if isinstance(fields, dict) and fields:
         values = {"id": row["doc_id"], "title": row["title"], "subject": row["title"], "text": row["text"]}
         values.update({k: str(v) for k, v in fields.items() if v not in (None, "")})
-        shown = [f"{k.replace('_', ' ').capitalize()}: {v}" for k, v in values.items() if k not in ("text", "subject")]
-        out.append((row["doc_id"], values, "\n".join(shown) + "\n\n" + row["text"]))
+        out.append((row["doc_id"], values, field_layouts(values)))
         return out
     pairs = {}
     for line in row["text"].split("\n"):
@@ -143,6 +146,39 @@ def records_of(row: dict[str, Any]) -> list[tuple[str, dict[str, str], str]]:
             shown = f"{intro}\n\n{lines[0]}\n{lines[1]}\n{line}"
             out.append((f"{row['id']}:{cells[0]}", dict(zip(header, cells, strict=True)), shown))
     return out
+
+
+def field_layouts(values: dict[str, str]) -> dict[str, str]:
+    """A field record as the export's lines and as four other layouts a person pastes: an e-mail, a chat
+    transcript, a web form and running prose. Every field value is in every layout."""
+    body = values.get("body") or values.get("text", "")
+    subject = values.get("subject") or values.get("title", "")
+    ref = values.get("ticket_id") or values["id"]
+    rest = {k: v for k, v in values.items() if k not in ("id", "title", "subject", "text", "body", "ticket_id")}
+
+    def label(key: str) -> str:
+        return key.replace("_", " ").capitalize()
+
+    export = [f"{label(k)}: {v}" for k, v in values.items() if k not in ("text", "subject")]
+    email = [f"Subject: [{ref}] {subject}", *(f"X-{label(k).replace(' ', '-')}: {v}" for k, v in rest.items())]
+    chat_facts = ", ".join(f"{label(k).lower()} {v}" for k, v in rest.items())
+    form = ["Contact form submission", f"Reference: {ref}", f"Topic: {subject}",
+            *(f"{label(k)}: {v}" for k, v in rest.items()), "Message:"]  # fmt: skip
+    facts = "; ".join(f"its {label(k).lower()} is {v}" for k, v in rest.items())
+    return {
+        "export": "\n".join(export) + "\n\n" + body,
+        "email": "\n".join(email) + "\n\n" + body,
+        "chat": f"Chat transcript, case {ref} ({chat_facts})\nCustomer: {subject}. {body}\nAgent: Thanks, I have "
+        "logged this for the team.",
+        "web_form": "\n".join(form) + "\n" + body,
+        "prose": f'Case {ref} is about "{subject}"'
+        + (f": {facts}" if facts else "")
+        + f". The customer wrote: {body}",
+    }
+
+
+def _one(shown: str | dict[str, str]) -> str:
+    return shown["export"] if isinstance(shown, dict) else shown
 
 
 _NO_VALUE = object()
@@ -237,7 +273,7 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
 
         rt, renderer = ctx.llm, Renderer()
         spec = prompt_template(ctx.templates, "prompt.extract_json", {"schema_name", "record"})
-        requests = [prompt_messages(renderer, spec, {"schema_name": j[3], "record": j[2]}) for j in jobs]
+        requests = [prompt_messages(renderer, spec, {"schema_name": j[3], "record": _one(j[2])}) for j in jobs]
         ctx.llm_rows += len(requests)
         answers = rt.map(
             lambda job: rt.client.chat_json(job[0], schemas[job[1]], job[1]),
@@ -258,17 +294,20 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
         rng = ctx.rng("extract_json", name, label)
         test = ctx.is_held_out(row)
         for spec in pick(rng, families[test] or specs, config.per_record):
+            layout = rng.choice(sorted(shown)) if isinstance(shown, dict) else None
             variables = {
                 "schema_name": name,
                 "schema_json": json.dumps(schemas[name], indent=2, ensure_ascii=False),
                 "show_schema": config.show == "schema",
                 "schema_in": config.schema_in,
-                "record": shown,
+                "record": shown[layout] if layout else shown,
                 "answer": json.dumps(obj, ensure_ascii=False),
                 "title": row["title"],
                 "variant": rng.randrange(1_000_000),
             }
             meta = {"schema": name, "record": label, "filled": found, "section": row["section"], "holdout": test}
+            if layout:
+                meta["layout"] = layout
             if config.uses_llm():
                 meta.update(model=ctx.llm.settings.model, writer="prompt.extract_json")
             example = ctx.example(
