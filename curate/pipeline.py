@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import __version__
+from curate.generate.base import GENERATORS_VERSION
 from curate.layout import RunLayout, check_apart
 from curate.output import dataset_card, iter_rows, read_jsonl, write_dataset
 from curate.preference import build_pairs, pair_counts
@@ -82,7 +83,9 @@ def plan(
         contents = [[f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in inputs]
         llm = _llm_key(recipe) if any(c.uses_llm() for _, c in recipe.resolved_generators) else None
         held = recipe.split.holdout_documents  # which documents generation holds out
-        key = checkpoint_key(key, "generate", generators, persona, contents, llm, held, recipe.seed, __version__)
+        key = checkpoint_key(
+            key, "generate", generators, persona, contents, llm, held, recipe.seed, __version__, GENERATORS_VERSION
+        )
         planned.append(steps.plan(len(planned), "generate", key))
     return files, planned, templates
 

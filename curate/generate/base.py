@@ -22,6 +22,10 @@ from curate.errors import StageError
 from curate.rows import dumps, example_id, reject_envelope, short_hash
 from curate.templating import Renderer, TemplateSpec, templates_for
 
+# Part of the generate step's checkpoint key: bump it when a generator's code changes what it writes (a template
+# change needs no bump; its text is in the key), so an earlier run's generate checkpoint is not reused.
+GENERATORS_VERSION = 2  # 2: extract_json shows field records in five layouts
+
 
 class GeneratorConfig(BaseModel):
     """Fields every generator accepts."""
