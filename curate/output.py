@@ -17,11 +17,18 @@ import yaml
 
 from curate.errors import OutputError
 from curate.layout import MARKER
-from curate.rows import dumps, short_hash
+from curate.rows import dumps, pair_features, short_hash
 
 DATASET_FILES = (
     "data", "train.jsonl", "test.jsonl", "preference.jsonl", "documents", "rejects", "behaviours.json", "stats.json",
 )  # fmt: skip
+
+
+# The preference pairs' kinds (preference.jsonl, written by curate/preference.py): where the rejected answer of
+# each comes from, the policy's phrasing or the base model's own answer at train time.
+POLICY_REJECTED = {"benign_near_miss": "refusal", "qa": "abstention", "grounded_qa": "grounded_abstention"}
+BASE_REJECTED = ("refusal", "abstain", "grounded_abstain")
+PAIR_KINDS = (*POLICY_REJECTED, *BASE_REJECTED)
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]] | Any) -> None:
@@ -96,8 +103,6 @@ def write_dataset(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        from curate.preference import pair_features
-
         splits = DatasetDict({
             "train": _example_split(train),
             "test": _example_split(test),

@@ -25,9 +25,7 @@ import hashlib
 import json
 from typing import Any
 
-POLICY_REJECTED = {"benign_near_miss": "refusal", "qa": "abstention", "grounded_qa": "grounded_abstention"}
-BASE_REJECTED = ("refusal", "abstain", "grounded_abstain")
-PAIR_KINDS = (*POLICY_REJECTED, *BASE_REJECTED)
+from curate.output import BASE_REJECTED, PAIR_KINDS, POLICY_REJECTED
 
 
 def _pick(options: list[str], key: str) -> str:
@@ -88,16 +86,6 @@ def build_pairs(train: list[dict[str, Any]], behaviours: dict[str, Any]) -> list
             "rejected_from": source,
         })  # fmt: skip
     return pairs
-
-
-def pair_features():
-    from datasets import Features, List, Value
-
-    turn = {"role": Value("string"), "content": Value("string")}
-    return Features({
-        "id": Value("string"), "kind": Value("string"), "prompt": List(turn), "chosen": List(turn),
-        "rejected": List(turn), "rejected_from": Value("string"),
-    })  # fmt: skip
 
 
 def pair_counts(pairs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

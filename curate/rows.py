@@ -122,3 +122,14 @@ def example_features():
             "meta": Value("string"),
         }
     )
+
+
+def pair_features():
+    """The preference split's columns (curate/preference.py): TRL's conversational preference format."""
+    from datasets import Features, List, Value
+
+    turn = {"role": Value("string"), "content": Value("string")}
+    return Features({
+        "id": Value("string"), "kind": Value("string"), "prompt": List(turn), "chosen": List(turn),
+        "rejected": List(turn), "rejected_from": Value("string"),
+    })  # fmt: skip

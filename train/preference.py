@@ -35,8 +35,7 @@ from typing import Any
 
 from curate.errors import RecipeError, TrainError
 from curate.layout import user_cache, write_atomic
-from curate.output import read_jsonl
-from curate.preference import BASE_REJECTED, PAIR_KINDS
+from curate.output import BASE_REJECTED, PAIR_KINDS, read_jsonl
 
 OPTIONS = ("method", "kinds", "max_pairs_per_kind")
 REJECTED_BUDGET = 64  # tokens of the base's answer: enough to show it complies or invents
@@ -46,7 +45,7 @@ def split_preference(preference: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     """(gristmill's options, DPOConfig arguments) of ``train.preference``, both checked; RecipeError otherwise."""
     from trl import DPOConfig
 
-    from train.sft import check_config
+    from train.common import check_config
 
     options = {k: preference[k] for k in OPTIONS if k in preference}
     method = options.setdefault("method", "dpo")
@@ -152,7 +151,7 @@ def fit_preference(
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    from train.sft import _load, _progress_callback, _swap_in, complete_checkpoints, lora_config
+    from train.common import complete_checkpoints, load_for_training, lora_config, progress_callback, swap_in
     from train.tiny import TINY_NAMES
 
     began = time.perf_counter()
@@ -166,7 +165,7 @@ def fit_preference(
         raise TrainError("every preference pair was dropped (the base declined each prompt); nothing to tune on")
     checkpoints = p.layout.model / "dpo-checkpoints"
     args = {**dpo_defaults(p, checkpoints, seed, p.section.model in TINY_NAMES), **user}
-    model, tokenizer, _ = _load(str(start), p.section.model)
+    model, tokenizer, _ = load_for_training(str(start), p.section.model)
     data = Dataset.from_list([{k: pair[k] for k in ("prompt", "chosen", "rejected")} for pair in pairs])
     loss_log = p.layout.model / "dpo-loss.jsonl"
     if not resume:
@@ -189,7 +188,7 @@ def fit_preference(
             train_dataset=data,
             processing_class=tokenizer,
             peft_config=lora_config(p.section),
-            callbacks=[_progress_callback(on_progress, loss_log)],
+            callbacks=[progress_callback(on_progress, loss_log)],
         )
     trainer.remove_callback(PrinterCallback)
     _compact(trainer.model)
@@ -201,12 +200,12 @@ def fit_preference(
     staging = p.layout.model / ".final.tmp-save"
     trainer.save_model(str(staging))
     tokenizer.save_pretrained(str(staging))
-    _swap_in(staging, p.layout.final)
+    swap_in(staging, p.layout.final)
     if p.section.lora is not None:
         merged = p.layout.model / ".final-merged.tmp-save"
         trainer.model.merge_and_unload().save_pretrained(str(merged))
         tokenizer.save_pretrained(str(merged))
-        _swap_in(merged, p.layout.final_merged)
+        swap_in(merged, p.layout.final_merged)
     history = trainer.state.log_history
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
     curve = [

@@ -15,7 +15,6 @@ checkpointing. Telemetry is off: HF_HUB_DISABLE_TELEMETRY is set unless the envi
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.util
 import json
@@ -29,11 +28,18 @@ from typing import Any
 
 import yaml
 
-from curate.config import apply_overrides, problems_error, validate_section
-from curate.errors import TrainError
+from curate.config import apply_overrides, validate_section
 from curate.layout import RunLayout, write_atomic
 from curate.output import check_dataset_dir, dataset_key
 from train.base_models import resolve_model
+from train.common import (
+    check_config,
+    complete_checkpoints,
+    load_for_training,
+    lora_config,
+    progress_callback,
+    swap_in,
+)
 from train.config import TrainSection
 from train.device import cpu_bf16
 from train.lm_head import compact_lm_head
@@ -61,39 +67,6 @@ def check_sft(sft: dict[str, Any]) -> None:
     from trl import SFTConfig
 
     check_config(SFTConfig, sft, "train.sft")
-
-
-def check_config(config_class: type, values: dict[str, Any], where: str) -> None:
-    """Each key of ``values`` names a field of the dataclass ``config_class`` (a TRL config) and has its type."""
-    import dataclasses
-    import typing
-
-    from pydantic import TypeAdapter, ValidationError
-
-    hints = typing.get_type_hints(config_class)
-    known = sorted(f.name for f in dataclasses.fields(config_class))
-    name = config_class.__name__
-    problems = []
-    for key, value in values.items():
-        if key not in hints:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"see trl.{name} for the names"
-            article = "an" if name[0] in "AEFHILMNORSX" else "a"  # as the letter is read: an SFTConfig
-            problems.append(f"{where}.{key}: not {article} {name} argument (value {value!r}); {hint}")
-            continue
-        try:
-            TypeAdapter(hints[key]).validate_python(value)
-        except ValidationError as err:
-            problems.append(f"{where}.{key}: {err.errors()[0]['msg']} (got {value!r}; {name} wants {hints[key]})")
-    if problems:
-        raise problems_error(where, problems)
-
-
-def complete_checkpoints(folder: Path) -> list[Path]:
-    """Checkpoints in step order that were written to the end: the Trainer writes trainer_state.json last, so a
-    process killed while saving leaves a folder without it, which resuming must skip."""
-    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
 def training_key(dataset_dir: Path, section: TrainSection) -> str:
@@ -131,25 +104,6 @@ def sft_defaults(cuda: bool, tiny: bool, layout: RunLayout, seed: int) -> dict[s
     if tiny:
         defaults.update(TINY_SFT)
     return defaults
-
-
-def _progress_callback(on_progress: Callable[[int, int, dict], None] | None, loss_log: Path):
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        """Loss to a JSONL file and to the caller's progress display."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and state.is_world_process_zero:
-                with open(loss_log, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if on_progress is not None and state.is_world_process_zero:
-                last = state.log_history[-1] if state.log_history else {}
-                on_progress(state.global_step, state.max_steps, last)
-
-    return Progress()
 
 
 @dataclass
@@ -216,7 +170,7 @@ def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[
         model_path = str(build_tiny(dataset_dir, layout.base_tiny, seed=seed))
     else:
         model_path = resolve_model(section.model, notify)
-    model, tokenizer, choice = _load(model_path, section.model)
+    model, tokenizer, choice = load_for_training(model_path, section.model)
     data = load_from_disk(str(dataset_dir / "data"))
     user = dict(section.sft)
     if "gradient_checkpointing" in user:  # transformers' older name of the same setting: the user's choice wins
@@ -242,22 +196,6 @@ def prepare(path: Path, overrides: list[str], *, fresh: bool, notify: Callable[[
         eval_batch,
         preference,
     )
-
-
-def _load(model_path: str, name: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from train.chat_template import ensure_training_template
-
-    try:  # from_pretrained honours HF_HUB_OFFLINE: with it set, only local folders and the cache are used
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path)
-    except (OSError, ValueError) as err:  # missing files; a name that is no valid hub id
-        raise TrainError(
-            f"cannot load model {name!r} ({err}); give a local model folder, a hub id that is in the local "
-            "cache, or model: tiny"
-        ) from None
-    return model, tokenizer, ensure_training_template(tokenizer, model)
 
 
 def _preflight(model, tokenizer, choice, data, args: dict[str, Any], section: TrainSection):
@@ -304,7 +242,7 @@ def fit(p: Prepared, *, resume: bool, on_progress: Callable[[int, int, dict], No
         eval_dataset=eval_set,
         processing_class=p.tokenizer,
         peft_config=peft_config,
-        callbacks=[_progress_callback(on_progress, p.layout.loss_log)],
+        callbacks=[progress_callback(on_progress, p.layout.loss_log)],
     )
     trainer.remove_callback(PrinterCallback)
     model = trainer.model
@@ -320,31 +258,13 @@ def fit(p: Prepared, *, resume: bool, on_progress: Callable[[int, int, dict], No
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         p.tokenizer.save_pretrained(str(staging))
-        _swap_in(staging, p.layout.final)
+        swap_in(staging, p.layout.final)
         if peft_config is not None:
             merged_staging = p.layout.model / ".final-merged.tmp-save"
             trainer.model.merge_and_unload().save_pretrained(str(merged_staging))
             p.tokenizer.save_pretrained(str(merged_staging))
-            _swap_in(merged_staging, p.layout.final_merged)
+            swap_in(merged_staging, p.layout.final_merged)
     return trainer, result, wall, bool(resume and checkpoints)
-
-
-def lora_config(section: TrainSection):
-    """peft's LoraConfig for the section's ``lora``, or None for a full fine-tune."""
-    if section.lora is None:
-        return None
-    from peft import LoraConfig
-
-    lora = section.lora
-    return LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )  # fmt: skip
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
 
 
 def summarize(p: Prepared, trainer, result, wall: float, resumed: bool, other: float) -> dict[str, Any]:
