@@ -78,8 +78,8 @@ DECORATIONS = {"thanks", "hi", "quick one", "hello"}
 
 
 def test_the_sample_with_decorations_by_kind_is_flagged_and_with_shared_decorations_is_not(tmp_path, in_tmp):
-    """The sample as it was (each kind its own greetings and thanks: the fixture templates) gives the decision
-    away; with the shipped templates, which draw decorations from one list, none of them is flagged."""
+    """The sample as it was (each kind its own greetings and thanks: the fixture's templates and policy) gives
+    the decision away; with the shipped templates, which draw decorations from one list, none of them is flagged."""
     import shutil
 
     from curate.pipeline import curate
@@ -88,12 +88,16 @@ def test_the_sample_with_decorations_by_kind_is_flagged_and_with_shared_decorati
 
     shutil.copytree(REPO / "sample_data", tmp_path / "sample_data")
     old = str(REPO / "tests" / "fixtures" / "decorations_by_kind")
+    policy = tmp_path / "sample_data" / "policies" / "guardrails.yaml"
+    shipped = policy.read_text()
+    policy.write_text((REPO / "tests" / "fixtures" / "decorations_by_kind" / "guardrails.yaml").read_text())
     recipe = load_recipe("sample_data/recipe.yaml", [f"templates.dirs=[{old!r}]", "output.dir=old"])
     section = json.loads((curate(recipe).dataset_dir / "stats.json").read_text())["shortcuts"]
     flagged = {r["ngram"]: r for r in section["giveaways"]}
     assert DECORATIONS <= set(flagged), sorted(flagged)
     assert flagged["thanks"]["kind"] == "decline" and flagged["hello"]["kind"] == "abstain"
     assert all(r["precision"] >= 0.9 and r["support"] >= 5 for r in section["giveaways"])
+    policy.write_text(shipped)
     new = json.loads((curate(load_recipe("sample_data/recipe.yaml")).dataset_dir / "stats.json").read_text())
     assert not DECORATIONS & {r["ngram"] for r in new["shortcuts"]["giveaways"]}
 

@@ -168,7 +168,7 @@ def field_layouts(values: dict[str, str]) -> dict[str, str]:
     return {
         "export": "\n".join(export) + "\n\n" + body,
         "email": "\n".join(email) + "\n\n" + body,
-        "chat": f"Chat transcript, case {ref} ({chat_facts})\nCustomer: {subject}. {body}\nAgent: Thanks, I have "
+        "chat": f"Chat transcript, case {ref} ({chat_facts})\nCustomer: {subject}. {body}\nAgent: I have "
         "logged this for the team.",
         "web_form": "\n".join(form) + "\n" + body,
         "prose": f'Case {ref} is about "{subject}"'
