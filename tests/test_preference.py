@@ -174,3 +174,18 @@ def test_dpo_after_sft_widens_the_chosen_rejected_margin_and_resumes_after_a_kil
     after = _margins(tmp_path / "final", pairs)
     assert sum(after) / len(after) > sum(before) / len(before) + 2.0
     assert sum(a > b for a, b in zip(after, before, strict=True)) >= 15
+
+
+def test_the_report_shows_the_dpo_pairs_and_its_loss_and_margin_curve():
+    import matplotlib
+
+    from curate.report.html import preference_section
+
+    matplotlib.use("Agg")
+    section = preference_section({
+        "method": "dpo", "steps": 8, "wall_seconds": 12.5, "dpo": {"beta": 0.1, "learning_rate": 5e-6},
+        "pairs": {"refusal": 40, "qa": 40}, "dropped_base_declined": {"refusal": 3},
+        "curve": [{"step": 2, "loss": 0.69, "margin": 0.0}, {"step": 4, "loss": 0.4, "margin": 1.5}],
+    })  # fmt: skip
+    assert "<td>refusal</td><td>40</td><td>3</td>" in section and "<td>qa</td><td>40</td><td>0</td>" in section
+    assert section.count("<svg") == 1 and "reward margin" in section
