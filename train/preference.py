@@ -116,6 +116,25 @@ def fill_from_base(
     return kept, dict(sorted(dropped.items()))
 
 
+def length_batches(pairs: list[dict[str, Any]], batch: int, seed: int) -> list[dict[str, Any]]:
+    """``train.preference.train_sampling_strategy: group_by_length``: pairs sorted by length, cut into batches, the
+    batches shuffled (seeded), as SFT's group_by_length does (the DPO dataset, tokenized inside the trainer, has
+    no length column for the Trainer's own). Each batch pads to its longest sequence: on the sample it cuts the
+    padding from 41% to 22% of the positions (bench/preference.py). Not the default: a batch then holds pairs
+    of one length, mostly of one kind, and on the tiny model's test DPO moved the margin less than with TRL's
+    random order; measure it on your data first."""
+    import random
+
+    def size(pair):
+        turns = pair["prompt"] + pair["chosen"] + pair["rejected"]
+        return sum(len(t["content"]) for t in turns)
+
+    ordered = sorted(pairs, key=lambda p: (size(p), p["id"]))
+    chunks = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
+    random.Random(seed).shuffle(chunks)
+    return [pair for chunk in chunks for pair in chunk]
+
+
 def dpo_defaults(p, output_dir: Path, seed: int, tiny: bool) -> dict[str, Any]:
     """DPOConfig arguments under the recipe's: SFT's device settings, a short run and precomputed reference
     log-probs (no reference model in memory)."""
@@ -166,6 +185,9 @@ def fit_preference(
     checkpoints = p.layout.model / "dpo-checkpoints"
     args = {**dpo_defaults(p, checkpoints, seed, p.section.model in TINY_NAMES), **user}
     model, tokenizer, _ = load_for_training(str(start), p.section.model)
+    if args.get("train_sampling_strategy") == "group_by_length":  # the DPO dataset has no length column for it
+        pairs = length_batches(pairs, int(args["per_device_train_batch_size"]), seed)
+        args["train_sampling_strategy"] = "sequential"
     data = Dataset.from_list([{k: pair[k] for k in ("prompt", "chosen", "rejected")} for pair in pairs])
     loss_log = p.layout.model / "dpo-loss.jsonl"
     if not resume:
