@@ -38,7 +38,7 @@ def test_sample_run_writes_the_dataset_contract(sample_run):
     from datasets import load_from_disk
 
     data = load_from_disk(str(d / "data"))
-    assert set(data) == {"train", "test"}
+    assert set(data) == {"train", "test", "preference"}
     assert data["train"].column_names == [
         "id",
         "messages",

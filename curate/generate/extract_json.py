@@ -81,6 +81,11 @@ class ExtractJSONConfig(LLMBackend, GeneratorConfig):
     holdout: float = Field(
         0.3, gt=0.0, lt=1.0, description="Share of request families (templates) that only ask about held-out records."
     )
+    layouts: list[Literal["export", "email", "chat", "web_form", "prose"]] = Field(
+        default_factory=lambda: ["export", "email", "chat", "web_form", "prose"],
+        min_length=1,
+        description="How a field record (a ticket) may be shown, drawn per example.",
+    )
     _schemas: dict[str, tuple[str, dict[str, Any]]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
@@ -294,7 +299,7 @@ def generate_extract_json(ctx: GenerateContext, config: ExtractJSONConfig, specs
         rng = ctx.rng("extract_json", name, label)
         test = ctx.is_held_out(row)
         for spec in pick(rng, families[test] or specs, config.per_record):
-            layout = rng.choice(sorted(shown)) if isinstance(shown, dict) else None
+            layout = rng.choice(sorted(config.layouts)) if isinstance(shown, dict) else None
             variables = {
                 "schema_name": name,
                 "schema_json": json.dumps(schemas[name], indent=2, ensure_ascii=False),
