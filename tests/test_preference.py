@@ -77,7 +77,7 @@ def test_the_sample_writes_pairs_from_the_training_split_only(sample_run):
     assert "## Preference pairs" in (d / "README.md").read_text()
 
 
-def test_bad_preference_settings_fail_before_any_model_loads(sample_run, tmp_path):
+def test_bad_preference_settings_fail_before_any_model_loads(sample_run, tmp_path, monkeypatch):
     require("trl")
     from train.preference import split_preference
     from train.sft import train_model
@@ -91,6 +91,10 @@ def test_bad_preference_settings_fail_before_any_model_loads(sample_run, tmp_pat
         split_preference({"kinds": ["qa", "summary"]})
     with pytest.raises(RecipeError, match="beta: Input should be a valid number"):
         split_preference({"beta": "high"})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RecipeError, match="runs in one process"):
+        split_preference({"beta": 0.2})
+    monkeypatch.delenv("WORLD_SIZE")
     options, dpo = split_preference({"beta": 0.2, "max_pairs_per_kind": 4})
     assert options["method"] == "dpo" and options["max_pairs_per_kind"] == 4 and dpo == {"beta": 0.2}
 

@@ -47,6 +47,12 @@ def split_preference(preference: dict[str, Any]) -> tuple[dict[str, Any], dict[s
 
     from train.common import check_config
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RecipeError(
+            "train.preference runs in one process; run `gristmill train` without accelerate launch or torchrun "
+            "for preference tuning, or set train.preference: null for a multi-process SFT"
+        )
+
     options = {k: preference[k] for k in OPTIONS if k in preference}
     method = options.setdefault("method", "dpo")
     if method != "dpo":
@@ -161,7 +167,7 @@ def dpo_defaults(p, output_dir: Path, seed: int, tiny: bool) -> dict[str, Any]:
 
 
 def fit_preference(
-    p, options: dict[str, Any], user: dict[str, Any], start: Path, *, resume: bool, seed: int,
+    p, options: dict[str, Any], user: dict[str, Any], start: Path, *, resume: bool,
     on_progress: Callable[[int, int, dict], None] | None = None, notify: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """DPO from the SFT model in ``start``; the model saved to ``final/`` (and ``final-merged/`` with LoRA).
@@ -183,10 +189,10 @@ def fit_preference(
     if not pairs:
         raise TrainError("every preference pair was dropped (the base declined each prompt); nothing to tune on")
     checkpoints = p.layout.model / "dpo-checkpoints"
-    args = {**dpo_defaults(p, checkpoints, seed, p.section.model in TINY_NAMES), **user}
+    args = {**dpo_defaults(p, checkpoints, p.seed, p.section.model in TINY_NAMES), **user}
     model, tokenizer, _ = load_for_training(str(start), p.section.model)
     if args.get("train_sampling_strategy") == "group_by_length":  # the DPO dataset has no length column for it
-        pairs = length_batches(pairs, int(args["per_device_train_batch_size"]), seed)
+        pairs = length_batches(pairs, int(args["per_device_train_batch_size"]), p.seed)
         args["train_sampling_strategy"] = "sequential"
     data = Dataset.from_list([{k: pair[k] for k in ("prompt", "chosen", "rejected")} for pair in pairs])
     loss_log = p.layout.model / "dpo-loss.jsonl"
@@ -277,14 +283,13 @@ def quiet_precompute():
             os.environ["TQDM_DISABLE"] = saved
 
 
-def move_sft_outputs(layout, sft_dir: Path) -> Path:
-    """SFT's final model (and merged model) into ``sft_dir``; returns the folder DPO starts from."""
+def move_sft_outputs(layout, sft_dir: Path) -> None:
+    """SFT's final model (and merged model) into ``sft_dir``."""
     shutil.rmtree(sft_dir, ignore_errors=True)
     sft_dir.mkdir(parents=True)
     for folder in (layout.final, layout.final_merged):
         if folder.is_dir():
             folder.rename(sft_dir / folder.name)
-    return start_of(sft_dir)
 
 
 def start_of(sft_dir: Path) -> Path:

@@ -334,8 +334,7 @@ def train_model(
         shutil.rmtree(layout.model / "dpo-checkpoints", ignore_errors=True)
     options, user = prepared.preference
     summary = {**sft_summary, "preference": pref.fit_preference(
-        prepared, options, user, pref.start_of(sft_dir), resume=resume, seed=prepared.seed,
-        on_progress=on_progress, notify=notify,
+        prepared, options, user, pref.start_of(sft_dir), resume=resume, on_progress=on_progress, notify=notify,
     )}  # fmt: skip
     write_atomic(layout.training_summary, json.dumps(summary, indent=2, default=str))
     return TrainResult(layout.model, layout.final, summary, prepared.preflight)
