@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curate.errors import RecipeError
 
@@ -24,6 +24,35 @@ class Strict(BaseModel):
     """A config section: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class PriceSection(Strict):
+    input_per_1m: float = Field(ge=0, description="USD per million prompt tokens.")
+    output_per_1m: float = Field(ge=0, description="USD per million completion tokens.")
+
+
+class Budgeted(Strict):
+    """An endpoint's budget and what it costs: a budget with no way to count the cost is an error, never a
+    budget that is silently not enforced."""
+
+    prices: dict[str, PriceSection] = Field(default_factory=dict, description="Prices per model, for the cost.")
+    cost_reported: bool = Field(
+        False, description="The endpoint reports each response's cost (usage.cost, as OpenRouter): no price needed."
+    )
+    budget_usd: float | None = Field(
+        None, ge=0, description="Send no request that could pass this (counting the requests in flight)."
+    )
+
+    @model_validator(mode="after")
+    def _budget_is_enforceable(self):
+        model = getattr(self, "model", None)
+        if self.budget_usd is not None and model and model not in self.prices and not self.cost_reported:
+            raise ValueError(
+                f"budget_usd={self.budget_usd} cannot be enforced: prices has no price for model {model!r}; add "
+                f"prices: {{{model}: {{input_per_1m: ..., output_per_1m: ...}}}}, or cost_reported: true when the "
+                "endpoint reports usage.cost"
+            )
+        return self
 
 
 def describe_value(value: Any) -> str:

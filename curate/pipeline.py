@@ -19,6 +19,7 @@ from typing import Any
 from curate import __version__
 from curate.generate.base import GENERATORS_VERSION
 from curate.layout import RunLayout, check_apart
+from curate.llm.client import LLM_RETRIED
 from curate.output import dataset_card, iter_rows, read_jsonl, write_dataset
 from curate.preference import build_pairs, pair_counts
 from curate.readers import READ_STAGE, READ_VERSION, discover, fingerprint_files
@@ -141,8 +142,8 @@ def _curate(recipe, limit, reporter: Reporter, layout: RunLayout, runtime, reuse
     context = StageContext(executor_for(recipe.executor, recipe.num_proc), runtime)
     stats: list[StepStat] = []
     doc_steps = planned[: len(recipe.resolved_stages) + 1]
-    # A finished step with llm_failed rejects runs again (the endpoint may be back; answered requests come from
-    # the request cache), and so does every step after it, since its rows change.
+    # A finished step with llm_failed or budget_exhausted rejects runs again (the endpoint may be back, the budget
+    # raised; answered requests come from the request cache), and so does every step after it: its rows change.
     retried = [has_llm_failures(step) for step in planned]
     first_retry = next((i for i, r in enumerate(retried) if r), len(planned))
     must_run = [not step.done or i >= first_retry for i, step in enumerate(doc_steps)]
@@ -182,10 +183,12 @@ def _curate(recipe, limit, reporter: Reporter, layout: RunLayout, runtime, reuse
 
 
 def has_llm_failures(step: PlannedStep) -> bool:
-    """Whether a finished step left rows as llm_failed rejects (an endpoint down, a timeout)."""
+    """Whether a finished step left rows as llm_failed rejects (an endpoint down, a timeout) or budget_exhausted
+    ones (never sent: the budget was spent)."""
     if not step.done:
         return False
-    return json.loads((step.path / "stat.json").read_text())["rejected"].get("llm_failed", 0) > 0
+    rejected = json.loads((step.path / "stat.json").read_text())["rejected"]
+    return any(rejected.get(reason, 0) > 0 for reason in LLM_RETRIED)
 
 
 def _rows_in(step: PlannedStep) -> int:
@@ -229,6 +232,11 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
     }
     if runtime is not None:
         stats_doc["llm"] = llm_stats(recipe, stats, runtime)
+        if unsent := stats_doc["llm"]["unsent_rows"]:
+            notes.append(
+                f"{unsent} LLM rows were never sent: llm.budget_usd={recipe.llm.budget_usd} was spent; raise it and "
+                "run again to send them (answered requests come from the cache)"
+            )
     stats_doc["shortcuts"] = audit_recipe(recipe, train, _cited_texts(last_docs / "rows", train))
     behaviours, schemas = _behaviours(recipe, train + test)
     pairs = build_pairs(train, behaviours)
@@ -283,8 +291,9 @@ def _check_outcome(recipe, layout: RunLayout, stats_doc: dict[str, Any], stats: 
     if llm and llm["llm_rows"] and llm["failed_rows"] / llm["llm_rows"] > recipe.llm.max_failure_ratio:
         raise StageError(
             f"{llm['failed_rows']} of {llm['llm_rows']} LLM rows failed after retries, more than "
-            f"llm.max_failure_ratio={recipe.llm.max_failure_ratio}; the dataset was written, the failures are in "
-            "rejects (reason llm_failed)"
+            f"llm.max_failure_ratio={recipe.llm.max_failure_ratio} ({llm['unsent_rows']} never sent: the budget was "
+            "spent); the dataset was written, the failures are in rejects (reasons llm_failed, budget_exhausted); "
+            "run again to retry them"
         )
 
 

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_vali
 
 from curate import __version__
 from curate.blocklist import Blocklist
-from curate.config import Strict, apply_overrides, format_errors, problems_error, read_yaml, yaml_lines
+from curate.config import Budgeted, Strict, apply_overrides, format_errors, problems_error, read_yaml, yaml_lines
 from curate.errors import GristmillError, RecipeError
 from curate.layout import RunLayout
 from curate.llm.client import redact_url
@@ -113,12 +113,7 @@ class SplitSection(Strict):
     )
 
 
-class PriceSection(Strict):
-    input_per_1m: float = Field(ge=0, description="USD per million prompt tokens.")
-    output_per_1m: float = Field(ge=0, description="USD per million completion tokens.")
-
-
-class LLMSection(Strict):
+class LLMSection(Budgeted):
     base_url: str | None = Field(None, description="An OpenAI-compatible endpoint; null: offline templates only.")
     model: str | None = Field(None, description="Model name at that endpoint.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the key.")
@@ -145,8 +140,6 @@ class LLMSection(Strict):
         "schema; a form the server refuses falls back to the next. Answers are always validated.",
     )
     json_repair_attempts: int = Field(1, ge=0, description="Repair turns for an answer that fails its schema.")
-    prices: dict[str, PriceSection] = Field(default_factory=dict, description="Prices per model, for the cost.")
-    budget_usd: float | None = Field(None, ge=0, description="Stop sending new requests once this is spent.")
     max_failure_ratio: float = Field(
         0.1, ge=0, le=1, description="The run fails when more than this share of LLM rows failed after retries."
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import __version__
+from curate.llm.client import LLM_RETRIED
 from curate.output import iter_rows
 from curate.text import count_words
 
@@ -60,11 +61,12 @@ def build_stats(
 
 def llm_stats(recipe, stats: list, runtime) -> dict[str, Any]:
     usage = runtime.usage()
-    failed = sum(s.rejected.get("llm_failed", 0) for s in stats)
+    failed = sum(s.rejected.get(reason, 0) for s in stats for reason in LLM_RETRIED)
+    unsent = sum(s.rejected.get("budget_exhausted", 0) for s in stats)
     rows = sum(s.rows_in for s in stats if s.step.startswith("label.llm")) + sum(
         s.counters.get("llm_rows", 0) for s in stats
     )
-    return {"model": recipe.llm.model, "usage": usage, "failed_rows": failed, "llm_rows": rows}
+    return {"model": recipe.llm.model, "usage": usage, "failed_rows": failed, "unsent_rows": unsent, "llm_rows": rows}
 
 
 def coverage(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:

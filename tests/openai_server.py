@@ -35,6 +35,7 @@ class FakeOpenAI:
         self.formats = {"text", "json_object", "json_schema"}
         self.format_refusal = (400, "response_format json_schema unsupported")
         self.omit_usage = False  # some servers send no usage: the client must estimate
+        self.cost: float | None = None  # usage.cost of every response, as OpenRouter reports it
         self._lock = threading.Lock()
         server = self
 
@@ -93,7 +94,8 @@ class FakeOpenAI:
                 ]  # fmt: skip
                 prompt = sum(len(m.get("content") or "") for m in body.get("messages", [])) // 4
                 usage = {"prompt_tokens": prompt, "completion_tokens": len(content) // 4,
-                         "total_tokens": prompt + len(content) // 4}  # fmt: skip
+                         "total_tokens": prompt + len(content) // 4,
+                         **({} if server.cost is None else {"cost": server.cost})}  # fmt: skip
                 self._send(200, {
                     "id": f"chatcmpl-{len(server.log)}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake-model"), "choices": choices,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from curate.config import Strict
+from curate.config import Budgeted, Strict
 
 
 class LoraSection(Strict):
@@ -60,13 +60,12 @@ class PromptedSection(Strict):
     shots: int = Field(4, ge=0, description="Training examples shown before each item, one kind after another.")
 
 
-class EndpointSection(Strict):
+class EndpointSection(Budgeted):
     name: str | None = Field(None, description="Label in the tables; default the model name.")
     base_url: str = Field(description="The OpenAI-compatible endpoint (llama.cpp, vLLM, Ollama, a hosted API).")
     model: str = Field(description="Model name at that endpoint.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key (any value locally).")
     max_concurrency: int = Field(1, ge=1, description="Requests in flight (llama.cpp's server: 1 is fastest).")
-    budget_usd: float | None = Field(None, ge=0, description="Stop sending once this is spent (llm.prices).")
 
 
 class EvalSection(Strict):

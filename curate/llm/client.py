@@ -9,8 +9,10 @@ One ``AsyncOpenAI`` (its own retries off: ours honour Retry-After and are counte
   server's Retry-After, up to ``max_retries``; other 4xx are not retried, nor a 5xx whose body is a
   request-validation error (llama.cpp's server answers a request it cannot parse with HTTP 500);
 - the request cache (cache.py), read before and written after every call; a hit costs nothing;
-- usage and cost per model (prices from the recipe), and a budget: once spent (plus the next call's estimate)
-  would pass ``budget_usd``, new calls raise ``BudgetExceeded`` and nothing more is sent;
+- usage and cost per model (prices from the recipe, or the ``usage.cost`` an endpoint reports), and a budget:
+  a request holds its worst-case cost once it has a slot, waits while holds in flight may still settle lower,
+  and is refused (``BudgetExceeded``, a ``budget_exhausted`` reject that the next run retries) only when it
+  cannot fit with nothing in flight: the spend stays within ``budget_usd`` plus one request's estimate;
 - JSON output: ``response_format`` with the JSON schema in OpenAI's form (``json_mode: schema``), JSON object
   mode carrying the schema as llama.cpp's servers take it (``object_schema``), plain JSON object mode
   (``object``), or only the instruction in the prompt (``prompt``); ``auto`` uses what ``gristmill llm check``
@@ -102,6 +104,7 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     failures: int = 0
+    budget_refused: int = 0  # requests never sent: they could not fit in llm.budget_usd
     retries: int = 0
     free_repairs: int = 0  # answers json-repair fixed (a trailing comma, single quotes, a cut-off object)
     paid_repairs: int = 0  # repair turns sent to the model
@@ -117,6 +120,7 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "cost_usd": round(self.cost_usd, 6),
             "failures": self.failures,
+            "budget_refused": self.budget_refused,
             "retries": self.retries,
             "free_repairs": self.free_repairs,
             "paid_repairs": self.paid_repairs,
@@ -161,7 +165,8 @@ class LLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._requests = self._tokens = None
         self._reserved = 0.0  # the estimated cost of the requests in flight, held against the budget
-        self.stopped = False
+        self._settled: asyncio.Condition | None = None  # notified whenever a hold is released
+        self._dearest_reported = 0.0  # the highest usage.cost an endpoint reported for one response
 
     # Limiters are created on first use, inside the running event loop.
     def _limits(self):
@@ -187,17 +192,35 @@ class LLMClient:
             **extra,
         }
 
-    def _check_budget(self, estimate: float) -> None:
-        """Stop when what is spent, what requests in flight hold, and ``estimate`` more would pass the budget: with
-        requests in flight, what is already spent does not yet show what they will cost, so the holds count too.
-        Synchronous, so no other task on the loop runs between a check and the hold that follows it."""
+    async def _reserve(self, estimate: float) -> None:
+        """Hold ``estimate`` (the request's worst case: its prompt and ``max_tokens`` of answer) against the budget,
+        once the request has a concurrency slot. When spent plus held plus this would pass the budget, wait while
+        requests in flight hold estimates (they usually settle lower, freeing room); with nothing in flight, refuse
+        only this request (``BudgetExceeded``): a smaller one may still fit, and a later run with a larger budget
+        goes on."""
         budget = self.settings.budget_usd
-        if budget is not None and (self.stopped or self.usage.cost_usd + self._reserved + estimate > budget):
-            self.stopped = True
-            raise BudgetExceeded(
-                f"budget llm.budget_usd={budget} reached (spent {self.usage.cost_usd:.4f} USD, "
-                f"{self._reserved:.4f} USD held by requests in flight)"
-            )
+        if budget is None:
+            return
+        if self._settled is None:
+            self._settled = asyncio.Condition()
+        async with self._settled:
+            while self.usage.cost_usd + self._reserved + estimate > budget:
+                if self._reserved <= 0:
+                    self.usage.budget_refused += 1
+                    raise BudgetExceeded(
+                        f"budget llm.budget_usd={budget} reached: spent {self.usage.cost_usd:.4f} USD, and this "
+                        f"request may cost up to {estimate:.4f} USD; raise the budget and run again to send it"
+                    )
+                await self._settled.wait()
+            self._reserved += estimate
+
+    async def _release(self, estimate: float) -> None:
+        """Settle a hold (the request's real cost is accounted by now) and wake the requests waiting for room."""
+        if self._settled is None:
+            return
+        async with self._settled:
+            self._reserved = max(0.0, self._reserved - estimate)
+            self._settled.notify_all()
 
     async def chat(self, messages: list[dict[str, str]], **extra: Any) -> Answer:
         """One chat completion (from the cache when this exact request was answered before)."""
@@ -212,14 +235,18 @@ class LLMClient:
         semaphore, requests, tokens = self._limits()
         expected = prompt_estimate + params["max_tokens"]
         last_error = "no attempt"
-        self._check_budget(estimate)
-        self._reserved += estimate  # held against the budget until the request is settled
+        held: float | None = None
         try:
             for attempt in range(self.settings.max_retries + 1):
                 await requests.take(1)
                 await tokens.take(expected)
                 async with semaphore:
-                    self._check_budget(0.0)  # again now that it may send (its own estimate is held already)
+                    if held is None:  # held from the first slot until the request is settled, retries included
+                        # With no price for the model (the endpoint reports usage.cost), the dearest response so
+                        # far stands in for the estimate.
+                        hold = estimate or self._dearest_reported
+                        await self._reserve(hold)
+                        held = hold
                     self.usage.requests += 1
                     try:
                         response = await asyncio.wait_for(
@@ -233,7 +260,7 @@ class LLMClient:
                             raise (RequestRejected if refused else LLMError)(last_error) from None
                         retry_after = min(retry_after, self.settings.max_retry_after_s)
                     else:
-                        content, p_tok, c_tok = _read_response(response)
+                        content, p_tok, c_tok, cost = _read_response(response)
                         if content is None:
                             last_error, retry_after = "the server sent a response with no message content", 0.0
                         else:
@@ -242,7 +269,7 @@ class LLMClient:
                             used = p_tok + c_tok
                             tokens.refund(expected - used)
                             tokens.charge(used - expected)
-                            self._account(model, p_tok, c_tok)
+                            self._account(model, p_tok, c_tok, cost)
                             if self.cache is not None:
                                 self.cache.put(key, model, content, p_tok, c_tok)
                             return Answer(content, False, p_tok, c_tok)
@@ -252,12 +279,16 @@ class LLMClient:
                 backoff = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
                 await asyncio.sleep(max(retry_after, random.uniform(0, backoff)))
         finally:
-            self._reserved = max(0.0, self._reserved - estimate)
+            if held is not None:
+                await self._release(held)
         self.usage.failures += 1
         raise LLMError(f"failed after {self.settings.max_retries + 1} attempts: {last_error}")
 
-    def _account(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
-        cost = self.estimate_cost(prompt_tokens, completion_tokens, model)
+    def _account(self, model: str, prompt_tokens: int, completion_tokens: int, reported: float | None = None) -> None:
+        """Count a response: its cost as the endpoint reported it (``usage.cost``, as OpenRouter sends), else
+        from ``llm.prices``."""
+        cost = reported if reported is not None else self.estimate_cost(prompt_tokens, completion_tokens, model)
+        self._dearest_reported = max(self._dearest_reported, reported or 0.0)
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens
         self.usage.cost_usd += cost
@@ -328,6 +359,11 @@ class LLMClient:
         await self._sdk.close()
         if self.cache is not None:
             self.cache.close()
+
+
+# Reject reasons of rows whose LLM call failed or was never sent: the next run retries them, and
+# llm.max_failure_ratio counts them.
+LLM_RETRIED = ("llm_failed", "budget_exhausted")
 
 
 def failure_reason(err: Exception) -> str:
@@ -422,13 +458,20 @@ def _parse_json(text: str) -> tuple[Any, str, bool]:
     return None, problem, False
 
 
-def _read_response(response) -> tuple[str | None, int, int]:
+def _read_response(response) -> tuple[str | None, int, int, float | None]:
+    """(content, prompt tokens, completion tokens, the cost the endpoint reported in ``usage.cost`` or None)."""
     try:
         content = response.choices[0].message.content
     except (AttributeError, IndexError, TypeError):
-        return None, 0, 0
+        return None, 0, 0, None
     usage = getattr(response, "usage", None)
-    return content, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = getattr(usage, "cost", None) if usage is not None else None
+    try:
+        cost = float(cost) if cost is not None and float(cost) >= 0 else None
+    except (TypeError, ValueError):
+        cost = None
+    prompt, completion = getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
+    return content, int(prompt or 0), int(completion or 0), cost
 
 
 def _classify(err: Exception, deadline: float | None = None) -> tuple[float | None, str, bool]:

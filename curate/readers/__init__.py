@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +69,26 @@ class ReadResult:
 
 def display_name(path: str | Path) -> str:
     """A file name as text that any output takes: its bytes as UTF-8 where they are, ``\\xNN`` where not (a name
-    written in a legacy encoding), so it can be written to JSON and Arrow without an encoding error."""
+    written in a legacy encoding), so it can be written to JSON and Arrow without an encoding error. For messages;
+    a stored source is :func:`source_name` (reversible)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def source_name(path: str | Path) -> str:
+    """A path as the ``source`` of rows and rejects: valid UTF-8 whatever the file system holds, and reversible
+    (:func:`source_bytes`). UTF-8 in the name stays as it is; a byte that is not UTF-8 (a Latin-1 name copied
+    from an old share) becomes ``\\xNN``, and a backslash of the name itself is doubled, so the two never mix."""
+    raw = os.fsencode(path).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def source_bytes(source: str) -> bytes:
+    """The file system's bytes of a :func:`source_name` (``os.fsdecode`` of them opens the file)."""
+
+    def unescape(m: re.Match) -> bytes:
+        return b"\\" if m[1] == b"\\" else bytes.fromhex(m[1][1:].decode())
+
+    return re.sub(rb"\\(\\|x[0-9a-f]{2})", unescape, source.encode("utf-8"))
 
 
 def discover(paths: list[str]) -> list[InputFile]:
@@ -107,7 +126,7 @@ def discover(paths: list[str]) -> list[InputFile]:
     real_root = os.path.realpath(root)
     files: dict[str, InputFile] = {}
     for f in found:
-        source = display_name(Path(os.path.relpath(os.path.abspath(f), root)).as_posix())
+        source = source_name(Path(os.path.relpath(os.path.abspath(f), root)).as_posix())
         real = os.path.realpath(f)
         outside = os.path.commonpath([real, real_root]) != real_root
         files.setdefault(source, InputFile(f, source, outside))

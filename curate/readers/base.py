@@ -50,6 +50,9 @@ class BadRecord:
 
 
 def humanize(stem: str) -> str:
+    """A title from a file name: dashes and underscores as spaces; bytes of a name that are not UTF-8 (a Latin-1
+    name, held by Python as surrogates) read as cp1252, so ``caf\\xe9-notes`` is "Café notes"."""
+    stem = stem.encode("utf-8", "surrogateescape").decode("utf-8", STRAY_BYTES)
     words = re.sub(r"[-_]+", " ", stem).strip()
     return words[:1].upper() + words[1:] if words else stem
 
