@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from filelock import FileLock, Timeout
 
 from curate.errors import OutputError
 
@@ -36,11 +36,14 @@ LOCK = ".gristmill.lock"
 class RunLayout:
     root: Path
     model: Path  # the model folder: train.output_dir, or <run>/model
+    inputs: tuple[str, ...] = ()  # input.paths: neither folder may overlap them (check_apart)
 
     @classmethod
-    def create(cls, run_dir: Path | str, model_dir: Path | str | None = None) -> RunLayout:
+    def create(
+        cls, run_dir: Path | str, model_dir: Path | str | None = None, inputs: list[str] | tuple[str, ...] = ()
+    ) -> RunLayout:
         root = Path(run_dir)
-        return cls(root, Path(model_dir) if model_dir else root / "model")
+        return cls(root, Path(model_dir) if model_dir else root / "model", tuple(inputs))
 
     @classmethod
     def of(cls, path: Path | str) -> RunLayout:
@@ -49,10 +52,11 @@ class RunLayout:
         path = Path(path)
         root = path.parent if (path / RESOLVED_RECIPE).is_file() else path
         resolved = root / DATASET / RESOLVED_RECIPE
-        train = {}
+        recipe = {}
         if resolved.is_file():
-            train = (yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}).get("train") or {}
-        return cls.create(root, train.get("output_dir"))
+            recipe = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
+        train, inputs = recipe.get("train") or {}, (recipe.get("input") or {}).get("paths") or ()
+        return cls.create(root, train.get("output_dir"), inputs)
 
     # curate
     @property
@@ -132,55 +136,71 @@ class RunLayout:
 
 
 class RunLock:
-    """An exclusive lock on a run directory (flock on ``<run>/.gristmill.lock``), held by one ``gristmill curate``,
-    ``train``, ``run`` or ``eval`` at a time: a second one on the same directory stops at once and names the
-    process that holds it, instead of erasing its temporary folders and checkpoints. Under torchrun or
-    accelerate launch only rank 0 takes it. The lock goes with the process, so a killed run leaves none."""
+    """An exclusive lock on a run directory (``<run>/.gristmill.lock``, through filelock: flock where it exists,
+    the Windows lock elsewhere), and on ``train.output_dir`` too when the model lives outside the run, held by one
+    ``gristmill curate``, ``train``, ``run`` or ``eval`` at a time: a second one on the same directory stops at
+    once and names the process that holds it, instead of erasing its temporary folders and checkpoints. Nothing is
+    written before the folders are checked apart from the inputs (check_apart). Under torchrun or accelerate
+    launch only rank 0 takes it. The lock goes with the process, so a killed run leaves none."""
 
     def __init__(self, layout: RunLayout, command: str):
         self.layout, self.command = layout, command
-        self._file = None
+        self._locks: list[FileLock] = []
 
     def __enter__(self) -> RunLock:
         if int(os.environ.get("RANK", "0")) != 0:
             return self
-        root = self.layout.root
-        root.mkdir(parents=True, exist_ok=True)
-        handle = open(root / LOCK, "a+")
+        check_apart(self.layout)  # before anything is created, locked or recovered
+        folders = [self.layout.root]
+        model = Path(os.path.abspath(self.layout.model))
+        if Path(os.path.abspath(self.layout.root)) not in [model, *model.parents]:
+            folders.append(self.layout.model)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise OutputError(
-                f"{root} is in use by {holder}; wait for it to finish, or give this run another output.dir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} (gristmill {self.command})")
-        handle.flush()
-        self._file = handle
+            for folder in folders:
+                self._take(folder)
+        except BaseException:
+            self.__exit__()
+            raise
         self.layout.recover()
         return self
 
+    def _take(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        holder_file = folder / f"{LOCK}.holder"  # beside the lock: a contender opening the lock never touches it
+        lock = FileLock(folder / LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = holder_file.read_text(encoding="utf-8").strip() if holder_file.is_file() else ""
+            raise OutputError(
+                f"{folder} is in use by {holder or 'another process'}; wait for it to finish, or give this run "
+                "another output.dir"
+            ) from None
+        self._locks.append(lock)
+        holder_file.write_text(f"process {os.getpid()} (gristmill {self.command})", encoding="utf-8")
+
     def __exit__(self, *exc) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        while self._locks:
+            self._locks.pop().release()
 
 
-def check_apart(run_dir: Path, inputs: list[str]) -> None:
-    """The run directory must not be an input folder, lie inside one a run reads recursively, or hold an input:
-    a run would read its own outputs, and replacing its dataset could delete the user's files. An input file
-    beside the run directory is fine; a path that does not exist is left to discovery to report."""
+def check_apart(layout: RunLayout, inputs: list[str] | tuple[str, ...] | None = None) -> None:
+    """Neither the run directory nor ``train.output_dir`` may be an input folder, lie inside one a run reads
+    recursively, or hold an input: a run would read its own outputs (a model's loss.jsonl as a document), and
+    replacing its dataset could delete the user's files. An input file beside them is fine; a path that does not
+    exist is left to discovery to report. ``inputs``: the layout's own when not given."""
+    inputs = layout.inputs if inputs is None else inputs
+    for key, folder in (("output.dir", layout.root), ("train.output_dir", layout.model)):
+        _check_folder_apart(key, folder, inputs)
+
+
+def _check_folder_apart(key: str, run_dir: Path, inputs) -> None:
     run = Path(os.path.abspath(run_dir)).resolve()
 
     def overlap(entry: str, folder: Path) -> OutputError:
         return OutputError(
-            f"output.dir {run_dir} ({run}) overlaps the input {entry} ({folder}); put the run directory outside "
-            "the documents, for example runs/<name> beside them"
+            f"{key} {run_dir} ({run}) overlaps the input {entry} ({folder}); put it outside the documents, for "
+            "example runs/<name> beside them"
         )
 
     for entry in inputs:

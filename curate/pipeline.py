@@ -119,7 +119,7 @@ def curate(
     runtime for the whole run: ``runtime`` when given (the dry run's), else one opened on the run's request
     cache. ``reuse`` is another steps folder whose finished checkpoints count as done (read, never written)."""
     layout = layout or recipe.layout
-    check_apart(layout.root, recipe.input.paths)
+    check_apart(layout, recipe.input.paths)
     if runtime is not None or not uses_llm(recipe):
         return _curate(recipe, limit, reporter or Reporter(), layout, runtime, reuse)
     from curate.llm.runtime import open_runtime

@@ -185,7 +185,7 @@ class Recipe(Strict):
 
     @property
     def layout(self) -> RunLayout:
-        return RunLayout.create(self.run_dir, self.train.output_dir)
+        return RunLayout.create(self.run_dir, self.train.output_dir, self.input.paths)
 
     @property
     def resolved_stages(self) -> list:

@@ -45,15 +45,51 @@ def test_an_output_dir_overlapping_the_input_is_refused_before_any_work(in_tmp, 
     ],
 )
 def test_files_and_globs_overlap_only_when_the_run_could_read_or_replace_them(in_tmp, inputs, out, refused):
-    from curate.layout import check_apart
+    from curate.layout import RunLayout, check_apart
 
     write(in_tmp / "export.jsonl", '{"text": "a"}\n')
     write(in_tmp / "run" / "export.jsonl", '{"text": "a"}\n')
     if refused:
         with pytest.raises(OutputError, match="overlaps the input"):
-            check_apart(in_tmp / out, inputs)
+            check_apart(RunLayout.create(in_tmp / out), inputs)
     else:
-        check_apart(in_tmp / out, inputs)
+        check_apart(RunLayout.create(in_tmp / out), inputs)
+
+
+@pytest.mark.parametrize("command", ["curate", "run"])
+def test_a_run_overlapping_the_input_is_refused_before_anything_is_written(in_tmp, command):
+    """Before: curate took the lock and ran the recovery of killed runs inside the input folder first, so the
+    folder gained .gristmill.lock and lost the user's hidden .notes.tmp-1 and .report.tmp-2/."""
+    docs = in_tmp / "docs"
+    write(docs / "a.md", "# A\n\nText to read here.")
+    write(docs / ".notes.tmp-1", "the user's notes")
+    write(docs / ".report.tmp-2" / "draft.md", "a draft")
+    before = sorted(p.relative_to(docs) for p in docs.rglob("*"))
+    write(in_tmp / "r.yaml", f"name: r\ninput: {{paths: [docs]}}\noutput: {{dir: {docs}}}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "curate.cli", command, "r.yaml"], cwd=in_tmp, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 6 and "output.dir" in done.stderr and "overlaps the input" in done.stderr
+    assert sorted(p.relative_to(docs) for p in docs.rglob("*")) == before
+
+
+def test_a_model_folder_inside_the_input_is_refused_and_one_outside_the_run_is_locked(in_tmp):
+    from curate.layout import RunLayout, RunLock
+
+    docs = in_tmp / "docs"
+    write(docs / "a.md", "# A\n\nText to read here.")
+    inside = RunLayout.create(in_tmp / "run", docs / "model", [str(docs)])
+    with pytest.raises(OutputError, match=r"train.output_dir .* overlaps the input"):
+        RunLock(inside, "train").__enter__()
+    assert not (docs / "model").exists() and not (in_tmp / "run").exists()
+    apart = RunLayout.create(in_tmp / "run", in_tmp / "models" / "m", [str(docs)])
+    with RunLock(apart, "train"):
+        assert (in_tmp / "models" / "m" / ".gristmill.lock").is_file()
+        with pytest.raises(OutputError, match=r"models/m is in use by process \d+ \(gristmill train\)"):
+            RunLock(RunLayout.create(in_tmp / "other-run", in_tmp / "models" / "m"), "train").__enter__()
+    with RunLock(RunLayout.create(in_tmp / "other-run", in_tmp / "models" / "m"), "train"):
+        pass  # released with the first run
 
 
 def test_a_dataset_folder_gristmill_did_not_write_is_never_replaced(in_tmp):
@@ -98,7 +134,7 @@ def test_a_crash_between_renames_is_recovered_and_leftovers_removed(in_tmp):
     with RunLock(layout, "curate"):
         pass
     assert (layout.dataset / "stats.json").is_file()
-    assert sorted(p.name for p in layout.root.iterdir()) == [".gristmill.lock", "dataset", "model"]
+    assert sorted(p.name for p in layout.root.iterdir()) == [".gristmill.lock", ".gristmill.lock.holder", "dataset", "model"]
     assert list(layout.model.iterdir()) == []
 
 
