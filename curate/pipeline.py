@@ -182,6 +182,21 @@ def _curate(recipe, limit, reporter: Reporter, layout: RunLayout, runtime, reuse
     return _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter, wall, runtime)
 
 
+def _pseudonym_notes(recipe) -> list[str]:
+    """A pii.redact with no pseudonym key hashes identifiers with a salt anyone can read in the source: say so."""
+    import os
+
+    for stage, config in recipe.resolved_stages:
+        if stage.name == "pii.redact" and not os.environ.get(config.pseudonym_key_env or ""):
+            where = f"{config.pseudonym_key_env} is not set" if config.pseudonym_key_env else "none is set"
+            return [
+                f"pii.redact: no pseudonym key ({where}), so the hashes that replace identifiers holding PII use a "
+                "public salt: anyone can test a guessed e-mail address or id against them; set "
+                "pseudonym_key_env to a variable holding a secret key"
+            ]
+    return []
+
+
 def has_llm_failures(step: PlannedStep) -> bool:
     """Whether a finished step left rows as llm_failed rejects (an endpoint down, a timeout) or budget_exhausted
     ones (never sent: the budget was spent)."""
@@ -221,6 +236,7 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
             notes.append(
                 f"generate.{i} ({generator.kind}) made no examples: check its sources and min_words, and the rejects"
             )
+    notes += _pseudonym_notes(recipe)
     held = planned[-1].path / "held_out.json" if recipe.resolved_generators else None
     split_info = json.loads(held.read_text()) if held is not None and held.is_file() else {"documents": []}
     notes += split_info.get("notes", [])

@@ -148,7 +148,7 @@ def test_rows_in_equal_rows_out_plus_rejected(sample_run):
 def test_resolved_recipe_is_a_valid_recipe(sample_run):
     result, _recipe = sample_run
     resolved = yaml.safe_load((result.dataset_dir / "recipe.resolved.yaml").read_text())
-    assert resolved["stages"][0]["version"] == 2 and resolved["gristmill_version"]  # pii.redact@2
+    assert resolved["stages"][0]["version"] == 3 and resolved["gristmill_version"]  # pii.redact@3
     assert validate_recipe(resolved).resolved() == resolved
 
 

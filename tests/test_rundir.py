@@ -134,7 +134,12 @@ def test_a_crash_between_renames_is_recovered_and_leftovers_removed(in_tmp):
     with RunLock(layout, "curate"):
         pass
     assert (layout.dataset / "stats.json").is_file()
-    assert sorted(p.name for p in layout.root.iterdir()) == [".gristmill.lock", ".gristmill.lock.holder", "dataset", "model"]
+    assert sorted(p.name for p in layout.root.iterdir()) == [
+        ".gristmill.lock",
+        ".gristmill.lock.holder",
+        "dataset",
+        "model",
+    ]
     assert list(layout.model.iterdir()) == []
 
 

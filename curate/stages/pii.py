@@ -1,12 +1,17 @@
 """pii.redact: find personal data and secrets, and replace them with typed placeholders (<EMAIL>, <PHONE>, ...).
 
 Types, in the order they are replaced (a replaced span is never matched again):
-``secret`` (private key blocks, provider API keys, JWTs, bearer tokens, values of password/token assignments),
-``email``, ``iban`` (ISO 13616 mod-97 checked), ``card`` (13-19 digits, Luhn checked), ``ssn`` (US, with the
-SSA's invalid ranges excluded), ``national_id`` (UK National Insurance numbers, Canadian SINs, Luhn checked),
-``ip`` (IPv4 and IPv6, validated by ``ipaddress``), ``phone`` (numbers valid in their numbering plan, found and
-checked with ``phonenumbers``; ``default_region`` reads those without a country code), ``name`` (values of person
-fields: ``customer``, ``from``, ... see ``person_fields``).
+``secret`` (private key blocks; detect-secrets' token and high-entropy detectors; bearer tokens, values of
+password/token assignments and the provider keys it lacks), ``email`` (Unicode addresses too), ``iban`` (any
+case, spaces or dashes; the country's length and mod 97 from python-stdnum), ``card`` (13-19 digits with spaces,
+dashes or dots, Luhn checked), ``ssn`` (US, with the SSA's invalid ranges excluded), ``national_id`` (UK National
+Insurance numbers, Canadian SINs checked by python-stdnum), ``ip`` (IPv4, not a version number after a version
+word, and IPv6, validated by ``ipaddress``), ``phone`` (numbers valid in their numbering plan, found and checked
+with ``phonenumbers``; ``default_region`` reads those without a country code), ``name`` (values of person
+fields: ``customer``, ``agent``, ``customer_name``, ``first_name``, ... see ``is_person_key``).
+
+Free text is scanned as it is: nothing in it but the personal data changes. Only the structured fields (``meta``,
+``signals``, ``labels``) are read as JSON, value by value, with keys read as words.
 
 Per type the action is ``redact`` (default), ``drop`` (the row goes to rejects as ``pii_<type>``, its text
 redacted) or ``keep``. ``allow`` lists exact strings never redacted (the company's public support address),
@@ -38,21 +43,39 @@ Action = Literal["redact", "drop", "keep"]
 
 
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    from stdnum import luhn
+
+    return luhn.is_valid(digits)
 
 
 def iban_ok(candidate: str) -> bool:
-    s = candidate.replace(" ", "")
-    if not 15 <= len(s) <= 34:
-        return False
-    rearranged = s[4:] + s[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    """ISO 13616: the country's own length and the mod-97 check (python-stdnum's registry)."""
+    from stdnum import iban
+
+    return iban.is_valid(candidate)
+
+
+# Where an IBAN may start: a country code and check digits (any case), then its characters with or without
+# space or dash separators, run on past its end; the country's length (python-stdnum) ends it.
+_IBAN_START = re.compile(r"(?i)\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}")
+
+
+def _ibans(text: str, counts: dict[str, int], allowed: set[str]) -> str:
+    """Each IBAN as <IBAN>: the longest prefix of a candidate that is valid; the search goes on right after it
+    (or after the candidate's first character), so two IBANs in a row are both found."""
+    out, pos = [], 0
+    while (m := _IBAN_START.search(text, pos)) is not None:
+        whole = m.group(0)
+        ends = [i + 1 for i, c in enumerate(whole) if c.isalnum()]
+        size = next((ends[n - 1] for n in range(min(len(ends), 34), 14, -1) if iban_ok(whole[: ends[n - 1]])), 0)
+        if not size or whole[:size] in allowed:
+            out.append(text[pos : m.start() + 1])
+            pos = m.start() + 1
+            continue
+        out.append(text[pos : m.start()] + "<IBAN>")
+        counts["iban"] = counts.get("iban", 0) + 1
+        pos = m.start() + size
+    return "".join(out) + text[pos:]
 
 
 def _ssn_ok(m: re.Match) -> bool:
@@ -66,8 +89,17 @@ def _card_ok(m: re.Match) -> bool:
 
 
 def _sin_ok(m: re.Match) -> bool:
-    digits = re.sub(r"\D", "", m.group(0))
-    return len(digits) == 9 and digits[0] not in "08" and luhn_ok(digits)
+    from stdnum.ca import sin
+
+    return sin.is_valid(m.group(0))
+
+
+# A dotted quad after a version word is a version ("firmware 1.2.0.14"), not an address.
+_VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|build|release|firmware|fw|rev|revision|update)\.?:?\s*|\bv)$")
+
+
+def _ipv4_ok(m: re.Match) -> bool:
+    return not _VERSION_BEFORE.search(m.string[max(0, m.start() - 24) : m.start()])
 
 
 def _ipv6_ok(m: re.Match) -> bool:
@@ -100,17 +132,11 @@ _PATTERNS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None, int]] 
     # scanned once, not once per position: linear on URL-encoded text.
     (
         "email",
-        re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+        re.compile(r"(?<![\w.%+-])[\w.%+-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b"),
         None,
         0,
     ),
-    (
-        "iban",
-        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
-        lambda m: iban_ok(m.group(0)),
-        0,
-    ),
-    ("card", re.compile(r"(?<!\d)(?<!\d-)\d(?:[ -]?\d){12,18}(?!\d)(?!-\d)"), _card_ok, 0),
+    ("card", re.compile(r"(?<!\d)(?<!\d[-.])\d(?:[ .-]?\d){12,18}(?!\d)(?![-.]\d)"), _card_ok, 0),
     ("ssn", re.compile(r"(?<!\d)(?<!\d-)\d{3}-\d{2}-\d{4}(?!\d)(?!-\d)"), _ssn_ok, 0),
     (
         "national_id",
@@ -124,7 +150,7 @@ _PATTERNS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None, int]] 
         re.compile(
             r"(?<!\d)(?<!\d\.)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d)(?!\.\d)"
         ),
-        None,
+        _ipv4_ok,
         0,
     ),
     (
@@ -137,11 +163,20 @@ _PATTERNS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None, int]] 
 
 
 # Keys whose values are secrets whatever they look like, and keys whose values name a person (e-mail headers,
-# ticket roles). "name" is not one: in exports it is as often a product column.
-SECRET_KEY_PARTS = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey", "access_key",
-                    "private_key", "credential")  # fmt: skip
+# ticket roles). Keys are read as words (customerName, customer-name and customer_name alike): a key is a
+# secret's when one of its words is a secret word, or it ends in token/key after a word that makes it one
+# (auth_token, api_key); "secretary" and "token_count" are not. "name" alone is not a person's: in exports it
+# is as often a product column.
+SECRET_WORDS = {"password", "passwd", "passphrase", "pwd", "secret", "secrets", "credential", "credentials",
+                "apikey", "accesstoken", "privatekey"}  # fmt: skip
+KEY_WORDS = {"api", "access", "private", "signing", "encryption", "client", "license"}  # <word>_key is a secret
 PERSON_FIELDS = ["customer", "requester", "assignee", "author", "from", "to", "cc", "bcc", "reply_to", "sender",
-                 "recipient", "delivered_to", "return_path"]  # fmt: skip
+                 "recipient", "delivered_to", "return_path", "agent", "contact", "reporter", "submitter",
+                 "employee", "owner", "firstname", "lastname", "surname", "fullname"]  # fmt: skip
+# Words that make "<word>_name" a person's name (first_name, customer_name, agent_name; not product_name).
+PERSON_NAME_WORDS = {"first", "last", "full", "given", "family", "middle", "display", "legal", "maiden", "sur"}
+# Record fields stored as JSON text: the only strings parsed as JSON when scrubbed.
+STRUCTURED_COLUMNS = ("meta", "signals", "labels")
 
 
 class PIIConfig(BaseModel):
@@ -200,15 +235,29 @@ def _private_keys(text: str, counts: dict[str, int]) -> str:
 
 
 def scrub(text: str, config: PIIConfig) -> tuple[str, dict[str, int]]:
-    """(text with placeholders, count per type found). Types whose action is keep are left in place."""
+    """(text with placeholders, count per type found). Types whose action is keep are left in place. A JSON
+    escape (a literal backslash-n in exported text) ends a match without being rewritten: each piece between
+    escapes is scanned on its own, so ``\\n+1 201-555-0123`` still shows the phone, and the text keeps its bytes."""
     counts: dict[str, int] = {}
+    pieces = _ESCAPE_SPLIT.split(text)
+    out = [piece if i % 2 else _scrub_piece(piece, config, counts) for i, piece in enumerate(pieces)]
+    return "".join(out), counts
+
+
+_ESCAPE_SPLIT = re.compile(r"(\\[ntr])")
+
+
+def _scrub_piece(text: str, config: PIIConfig, counts: dict[str, int]) -> str:
     allowed = set(config.allow)
     domains = tuple(d.lower().lstrip("@") for d in config.allow_domains)
     if config.action("secret") != "keep":
         text = _private_keys(text, counts)
+        text = _detected_secrets(text, counts, allowed)
     for kind, pattern, valid, group in _PATTERNS:
         if config.action(kind) == "keep":
             continue
+        if kind == "card" and config.action("iban") != "keep":  # IBANs first: their digits may pass Luhn
+            text = _ibans(text, counts, allowed)
 
         def replace(m: re.Match, kind=kind, valid=valid, group=group) -> str:
             found = m.group(group)
@@ -226,7 +275,56 @@ def scrub(text: str, config: PIIConfig) -> tuple[str, dict[str, int]]:
         text = _phones(text, config, counts, allowed)
     if config.presidio:
         text = _presidio(text, config, counts, allowed)
-    return text, counts
+    return text
+
+
+@functools.cache
+def _secret_detectors() -> tuple[list[re.Pattern], list[tuple[re.Pattern, Any]]]:
+    """detect-secrets' plugins: the regular expressions of its token detectors (cloud keys, chat, payment and
+    package-registry tokens, JWTs, credentials in URLs), and its high-entropy string detectors (quoted base64 or
+    hex strings above the plugin's entropy limit). Its IP and private-key detectors are left out: addresses are
+    their own type here, and a key is redacted as its whole block."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+
+    regexes, entropy = [], []
+    for cls in get_mapping_from_secret_type_to_class().values():
+        if cls.__name__ in ("IPPublicDetector", "PrivateKeyDetector"):
+            continue
+        if issubclass(cls, RegexBasedDetector):
+            regexes += list(cls.denylist)
+        elif issubclass(cls, HighEntropyStringsPlugin):
+            plugin = cls()
+            entropy.append((plugin.regex, plugin))
+    return regexes, entropy
+
+
+def _detected_secrets(text: str, counts: dict[str, int], allowed: set[str]) -> str:
+    """What detect-secrets' plugins find, as <SECRET>: a token, or the secret part of a match (a Basic-auth URL
+    keeps its scheme and user), or a quoted string's value whose entropy passes the plugin's limit."""
+    regexes, entropy = _secret_detectors()
+    spans: list[tuple[int, int]] = []
+    for regex in regexes:
+        for m in regex.finditer(text):
+            # The secret is the first group when it is one (a password in a URL, a token after its key), not a
+            # prefix the pattern names (ghp_ of a GitHub token) or a short piece: else the whole match.
+            group = next((g for g in range(1, regex.groups + 1) if m.group(g)), 0)
+            inside = group and m.start(group) > m.start() and len(m.group(group)) >= 8
+            spans.append(m.span(group if inside else 0))
+    for regex, plugin in entropy:
+        for m in regex.finditer(text):
+            value = m.group(2)
+            if len(value) >= 20 and plugin.calculate_shannon_entropy(value) > plugin.entropy_limit:
+                spans.append(m.span(2))
+    out, pos = [], 0
+    for begin, end in sorted(spans):
+        if begin < pos or text[begin:end] in allowed:
+            continue
+        out.append(text[pos:begin] + "<SECRET>")
+        counts["secret"] = counts.get("secret", 0) + 1
+        pos = end
+    return "".join(out) + text[pos:]
 
 
 # presidio entity types and the placeholder type they become (others keep their own name).
@@ -306,10 +404,8 @@ def _phones(text: str, config: PIIConfig, counts: dict[str, int], allowed: set[s
 
 
 def _key(name: str) -> str:
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)  # camelCase words
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-_ESCAPES = re.compile(r"\\[ntr]")
 
 
 @functools.cache
@@ -317,30 +413,64 @@ def _person_keys(fields: tuple[str, ...]) -> frozenset[str]:
     return frozenset(_key(f) for f in fields)
 
 
-def scrub_value(value: Any, config: PIIConfig, counts: dict[str, int], key: str | None = None) -> Any:
+def is_secret_key(key: str) -> bool:
+    """A field whose value is a secret: a secret word in it (db_password, client_secret), a token (token,
+    auth_token; not token_count), or a kind of key (api_key, signing_key; not key or sort_key)."""
+    words = _key(key).split("_")
+    return (
+        any(w in SECRET_WORDS for w in words)
+        or words[-1] == "token"
+        or (len(words) > 1 and words[-1] == "key" and words[-2] in KEY_WORDS)
+    )
+
+
+def is_person_key(key: str, fields: tuple[str, ...]) -> bool:
+    """A field naming a person: one of ``person_fields`` (a role: customer, agent, contact), or a role or name
+    word before ``name`` (customer_name, first_name), or a field ending in a role (assigned_agent)."""
+    name = _key(key)
+    people = _person_keys(fields)
+    if name in people:
+        return True
+    words = name.split("_")
+    if len(words) > 1 and words[-1] == "name":
+        return words[-2] in people or words[-2] in PERSON_NAME_WORDS
+    return (
+        len(words) > 1
+        and words[-1] in people
+        and words[-1] not in ("to", "from", "cc", "bcc")
+        and (
+            name != "user_agent"  # a browser's, not a person
+        )
+    )
+
+
+def scrub_value(
+    value: Any, config: PIIConfig, counts: dict[str, int], key: str | None = None, structured: bool = False
+) -> Any:
     """``value`` (a JSON value) with every string scrubbed: a value under a key that names a secret is <SECRET>
-    whole, under a person field <NAME>; a string that holds JSON is parsed and scrubbed value by value, so a
-    phone after an escaped newline cannot hide, and the result is still valid JSON."""
+    whole, under a person field <NAME>. Inside a structured field (``meta``, ``signals``, ``labels``, a record's
+    fields) a string that holds JSON is parsed and scrubbed value by value, and written back only when something
+    was found; any other text is scanned as it is and keeps every byte that is not personal data."""
     if isinstance(value, dict):
-        return {k: scrub_value(v, config, counts, k) for k, v in value.items()}
+        return {k: scrub_value(v, config, counts, k, True) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub_value(v, config, counts, key) for v in value]
+        return [scrub_value(v, config, counts, key, True) for v in value]
     if not isinstance(value, str) or not value:
         return value
-    name = _key(key) if key else ""
-    if name and any(part in name for part in SECRET_KEY_PARTS) and config.action("secret") != "keep":
+    if key and is_secret_key(key) and config.action("secret") != "keep":
         counts["secret"] = counts.get("secret", 0) + 1
         return "<SECRET>"
-    if name and name in _person_keys(tuple(config.person_fields)) and config.action("name") != "keep":
+    if key and is_person_key(key, tuple(config.person_fields)) and config.action("name") != "keep":
         counts["name"] = counts.get("name", 0) + 1
         return "<NAME>"
-    if value.lstrip()[:1] in ("{", "["):
+    if structured and value.lstrip()[:1] in ("{", "["):
         try:
             parsed = json.loads(value)
         except (ValueError, RecursionError):
-            value = _ESCAPES.sub(lambda m: {"n": "\n", "t": "\t", "r": "\r"}[m.group(0)[1]], value)  # raw JSON text
+            pass
         else:
-            return dumps(scrub_value(parsed, config, counts))
+            cleaned = scrub_value(parsed, config, counts, structured=True)
+            return value if cleaned == parsed else dumps(cleaned)
     text, found = scrub(value, config)
     for k, v in found.items():
         counts[k] = counts.get(k, 0) + v
@@ -390,7 +520,7 @@ def scrub_row(row: dict[str, Any], config: PIIConfig, counts: dict[str, int]) ->
         elif column == "source" and isinstance(value, str):
             out[column] = scrub_source(value, config, counts)
         else:
-            out[column] = scrub_value(value, config, counts, column)
+            out[column] = scrub_value(value, config, counts, column, column in STRUCTURED_COLUMNS)
     return out
 
 
@@ -427,7 +557,7 @@ def _is_object(text: str) -> bool:
         return False
 
 
-@register("pii.redact", version=2, config=PIIConfig, scrubs=scrub_envelope)
+@register("pii.redact", version=3, config=PIIConfig, scrubs=scrub_envelope)
 def pii_redact(batch: Batch, config: PIIConfig) -> Batch:
     """Replace emails, phones, cards, IBANs, SSNs, national ids, IPs, secrets and person fields with typed
     placeholders, in text, title, section and every JSON field; identifiers holding PII get stable pseudonyms."""
