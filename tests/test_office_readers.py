@@ -296,3 +296,29 @@ def test_docx_list_labels(fmt, numbers, labels):
     from curate.readers.office import _list_label
 
     assert [_list_label(fmt, n) for n in numbers] == labels
+
+
+def test_docx_content_controls_are_read(tmp_path):
+    """Block and inline content controls (w:sdt: a form's fields, a template's blocks) were skipped before."""
+    require("docx")
+    from docx.oxml import parse_xml
+
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+    def build(document):
+        document.add_heading("Warranty", level=1)
+        body = document.element.body
+        block = parse_xml(
+            f"<w:sdt {ns}><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>Tents carry a two-year warranty.</w:t></w:r></w:p>"
+            "</w:sdtContent></w:sdt>"
+        )
+        inline = parse_xml(
+            f"<w:p {ns}><w:r><w:t xml:space='preserve'>Claims go to </w:t></w:r><w:sdt><w:sdtPr/><w:sdtContent>"
+            "<w:r><w:t>the returns desk</w:t></w:r></w:sdtContent></w:sdt><w:r><w:t>.</w:t></w:r></w:p>"
+        )
+        body.insert(len(body) - 1, block)  # before the section properties
+        body.insert(len(body) - 1, inline)
+
+    write(tmp_path / "warranty.docx", docx_bytes(build))
+    row = one(tmp_path / "warranty.docx")
+    assert row["text"] == "# Warranty\n\nTents carry a two-year warranty.\n\nClaims go to the returns desk."

@@ -334,3 +334,46 @@ def test_html_main_content_without_the_web_extra_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "trafilatura", None)  # import fails as if not installed
     with pytest.raises(ValidationError, match=r"pip install 'gristmill\[web\]'"):
         InputSection(paths=["docs"], html_main_content=True)
+
+
+def test_html_reads_its_declared_charset_and_keeps_asides_but_not_chrome(tmp_path):
+    """Before: a Shift_JIS page read as mojibake, and every <aside> and class="menu" was dropped."""
+    page = '<html><head><meta charset="shift_jis"><title>返品</title></head><body><p>返品は30日以内</p></body></html>'
+    write(tmp_path / "jp.html", page.encode("shift_jis"))
+    legacy = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"></head>'
+    write(tmp_path / "fr.html", (legacy + "<body><p>Caf\u00e9 \u2013 ouvert</p></body></html>").encode("cp1252"))
+    rows = {r["source"]: r for r in read(tmp_path).rows}
+    assert rows["jp.html"]["text"] == "返品は30日以内"
+    assert json.loads(rows["jp.html"]["meta"])["encoding"] == "shift_jis"
+    assert rows["fr.html"]["text"] == "Café – ouvert"  # iso-8859-1 means windows-1252, as browsers read it
+    html = """<html><body><nav>Home</nav><div class="menu">Site menu</div><div class="cookie-consent">OK?</div>
+    <aside role="complementary">Related links</aside>
+    <main><h1>Stoves</h1><p>Cook outside.</p><div class="menu">Breakfast: oats</div></main>
+    <aside class="note">Warning: never use the stove inside the tent</aside></body></html>"""
+    text, _ = html_to_markdown(html)
+    assert "Warning: never use the stove inside the tent" in text and "Breakfast: oats" in text
+    for chrome in ("Home", "Site menu", "OK?", "Related links"):
+        assert chrome not in text
+
+
+def test_front_matter_with_crlf_line_ends_is_stripped(tmp_path):
+    write(tmp_path / "a.md", b"---\r\nowner: jane@example.com\r\ntitle: Returns\r\n---\r\n# Heading\r\n\r\nBody.\r\n")
+    [row] = read(tmp_path).rows
+    assert row["title"] == "Returns" and "owner" not in row["text"] and row["text"].startswith("# Heading")
+    assert json.loads(row["meta"])["front_matter"] == {"owner": "jane@example.com", "title": "Returns"}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("Café, crème brûlée and naïve".encode() + b" \x93quoted\x94", True),  # UTF-8 with two cp1252 strays
+        ("Caf\u00e9 cr\u00e8me \u2013 na\u00efve".encode("cp1252"), False),  # all cp1252
+        (b"plain ascii", False),
+        ("é".encode() + b"\xe9\xe9", False),  # more bytes that fail than sequences that do
+        ("€€".encode() + b"\xe2\x82", True),  # a cut-off sequence counts as its two bytes
+    ],
+)
+def test_mostly_utf8_counts_valid_sequences_against_bytes_that_fail(data, expected):
+    from curate.readers.base import _mostly_utf8
+
+    assert _mostly_utf8(data) is expected

@@ -50,7 +50,9 @@ BINARY_FORMATS = {".pdf", ".docx", ".pptx", ".xlsx", ".xls"}
 READ_STAGE = "read"
 # Bumped whenever a reader's output changes for the same file, so a resumed run does not reuse old reads.
 # 2: UTF-8 with stray cp1252 bytes, spreadsheets, HTML through markdownify, PDF headings, DOCX numbering.
-READ_VERSION = 2
+# 3: reversible sources for names that are not UTF-8, HTML's declared charset and asides, CRLF front matter, DOCX
+#    content controls.
+READ_VERSION = 3
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """HTML pages as Markdown: markdownify on lxml's parser, ATX headings (the chunker reads ``#`` headings), lists
 with code blocks kept inside their items, tables as Markdown tables; scripts, styles, forms and the site's chrome
 (page header and footer, navigation, cookie banners) removed first. An article's own ``<header>`` (its ``<h1>``)
-is content and stays. A table inside a table cell becomes that cell's text (Markdown has no nested tables).
+is content and stays, and so is an ``<aside>`` (a note, a warning); chrome classes (menu, sidebar) are dropped
+only outside the article. The page's declared charset is read. A table inside a table cell becomes that cell's
+text (Markdown has no nested tables).
 
 For crawled web pages full of menus and boilerplate, ``input.html_main_content`` keeps only the main content,
 extracted by trafilatura (the ``gristmill[web]`` extra).
@@ -14,9 +16,12 @@ from pathlib import Path
 
 from curate.readers.base import Record, decode, humanize
 
-_DROP_TAGS = ["script", "style", "noscript", "nav", "aside", "form", "iframe", "svg", "template", "button"]
-# class/id tokens that mark site chrome rather than content.
-_CHROME = {"nav", "navbar", "menu", "breadcrumb", "breadcrumbs", "sidebar", "cookie-banner", "cookies", "skip-link"}
+_DROP_TAGS = ["script", "style", "noscript", "nav", "form", "iframe", "svg", "template", "button"]
+# class/id tokens that mark the page layout's chrome, dropped outside the article or main content only (a
+# "menu" inside an article is the article's).
+_CHROME = {"nav", "navbar", "menu", "breadcrumb", "breadcrumbs", "sidebar", "skip-link"}
+# Cookie and consent banners: dropped wherever they are.
+_BANNERS = {"cookie-banner", "cookies", "cookie-consent", "cookie-notice", "consent-banner", "gdpr"}
 _CONTENT = ("article", "main")
 WEB_INSTALL = "pip install 'gristmill[web]'"
 
@@ -30,14 +35,16 @@ def _remove_chrome(soup) -> None:
         tag.decompose()
     for tag in soup.find_all(attrs={"role": "navigation"}):
         tag.decompose()
-    for tag in soup.find_all(["header", "footer"]):  # the page's, not an article's own
+    # The page's header, footer and complementary column (role=complementary), not an article's own. An
+    # <aside> is content (a note, a warning) unless the layout marks it as chrome.
+    for tag in [*soup.find_all(["header", "footer"]), *soup.find_all(attrs={"role": "complementary"})]:
         if not tag.decomposed and tag.find_parent(_CONTENT) is None:
             tag.decompose()
     for tag in soup.find_all(True):
         if tag.decomposed or tag.attrs is None:
             continue
-        tokens = set(tag.get("class") or []) | {tag.get("id") or ""}
-        if tokens & _CHROME:
+        tokens = {t.lower() for t in tag.get("class") or []} | {(tag.get("id") or "").lower()}
+        if tokens & _BANNERS or (tokens & _CHROME and tag.find_parent(_CONTENT) is None):
             tag.decompose()
 
 
@@ -116,7 +123,33 @@ def _tidy(markdown: str) -> str:
     return "\n".join(out).strip()
 
 
+# Labels a page declares that browsers read as windows-1252 (the WHATWG Encoding Standard's table).
+_AS_CP1252 = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252"}
+
+
+def decode_html(data: bytes) -> tuple[str, str]:
+    """(text, encoding): a byte-order mark first, then the charset the page declares (``<meta charset>`` or
+    ``http-equiv``, found by BeautifulSoup's EncodingDetector) when the bytes decode with it, else the plain-text
+    detection (decode). A Shift_JIS page says so, and is read so."""
+    import codecs
+
+    from bs4.dammit import EncodingDetector
+
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return decode(data)
+    declared = EncodingDetector.find_declared_encoding(data, is_html=True)
+    if declared:
+        label = declared.lower()
+        label = "cp1252" if label in _AS_CP1252 else label
+        try:
+            name = codecs.lookup(label).name
+            return data.decode(name), name
+        except (LookupError, UnicodeDecodeError):
+            pass  # a wrong or unknown declaration: detect instead
+    return decode(data)
+
+
 def read_html(path: Path, data: bytes, *, options=None, **_: object) -> Iterator[Record]:
-    html, encoding = decode(data)
+    html, encoding = decode_html(data)
     text, title = html_to_markdown(html, main_content=bool(options is not None and options.html_main_content))
     yield Record(text=text, title=title or humanize(path.stem), meta={"format": "html", "encoding": encoding})

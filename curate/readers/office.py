@@ -142,6 +142,33 @@ def _num_pr(para, style) -> tuple[str, int] | None:
     return None
 
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _body_blocks(parent):
+    """The body's paragraphs and tables in order, those inside content controls (``w:sdt``: a form's fields, a
+    template's filled-in blocks, a table of contents) included."""
+    for element in parent.iterchildren():
+        if element.tag == f"{_W}sdt":
+            content = element.find(f"{_W}sdtContent")
+            if content is not None:
+                yield from _body_blocks(content)
+        else:
+            yield element
+
+
+def _paragraph_text(para) -> str:
+    """A paragraph's text, runs inside inline content controls included (python-docx reads only direct runs
+    and hyperlinks)."""
+    element = para._p
+    if element.find(f"{_W}sdt") is None:
+        return para.text
+    parts = []
+    for node in element.iter(f"{_W}t", f"{_W}tab", f"{_W}br", f"{_W}cr"):
+        parts.append(node.text or "" if node.tag == f"{_W}t" else "\t" if node.tag == f"{_W}tab" else "\n")
+    return "".join(parts)
+
+
 def read_docx(path: Path, data: bytes, *, options=None, **_: object) -> Iterator[Record]:
     import docx
     from docx.table import Table
@@ -156,7 +183,7 @@ def read_docx(path: Path, data: bytes, *, options=None, **_: object) -> Iterator
     first_heading = ""
     formats = _list_formats(document)
     counters: dict[tuple[str, int], int] = {}  # (numId, level): the number of the last item drawn
-    for element in document.element.body.iterchildren():
+    for element in _body_blocks(document.element.body):
         tag = element.tag.rsplit("}", 1)[-1]
         if tag == "tbl":
             table = markdown_table(_table_rows(Table(element, document)))
@@ -166,7 +193,7 @@ def read_docx(path: Path, data: bytes, *, options=None, **_: object) -> Iterator
         if tag != "p":
             continue
         para = Paragraph(element, document)
-        text = " ".join(para.text.split())
+        text = " ".join(_paragraph_text(para).split())
         if not text:
             continue
         style_obj = para.style  # resolved through the styles part: once per paragraph

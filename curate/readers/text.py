@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from curate.readers.base import Record, decode, humanize
 from curate.text import parse_heading
 
+_FRONT_MATTER = re.compile(r"---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", re.DOTALL)
+
 
 def _strip_front_matter(text: str) -> tuple[str, dict[str, str]]:
-    """YAML-ish front matter (``---`` fenced ``key: value`` lines) as flat string fields."""
-    if not text.startswith("---\n"):
-        return text, {}
-    end = text.find("\n---", 4)
-    if end < 0:
+    """YAML-ish front matter (``---`` fenced ``key: value`` lines, LF or CRLF line ends) as flat string fields."""
+    m = _FRONT_MATTER.match(text)
+    if m is None:
         return text, {}
     fields = {}
-    for line in text[4:end].splitlines():
+    for line in m.group(1).splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip():
             fields[key.strip()] = value.strip().strip("\"'")
-    return text[end + 4 :].lstrip("\n"), fields
+    return text[m.end() :].lstrip("\r\n"), fields
 
 
 def read_markdown(path: Path, data: bytes, **_: object) -> Iterator[Record]:
