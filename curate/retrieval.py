@@ -2,7 +2,11 @@
 near-miss) and for ``chat --retrieve`` and ``eval --retrieve`` (the sections put in front of a question, in the
 prompt format the grounded examples train on).
 
-A row is indexed by its title, section heading and text, as lower-case words without stop words; the scores
+A row is indexed by its title, section heading and text as terms: Unicode words, lower case, without stop words,
+stemmed (Snowball, through PyStemmer) in the language its labels give (``labels.language`` from
+label.heuristic; English when unlabelled), so "refunds" finds "A refund is issued." and "Rückgabe" stays a word.
+Chinese and Japanese, written without spaces, are indexed as overlapping character pairs (as Lucene's CJK
+analyzer does). Stop words: bm25s's lists per language; English keeps the project's short list. The scores
 are Lucene's BM25 (k1 1.2, b 0.75; as in Lucene 8 and later, without the constant k1 + 1 factor), as bm25s
 computes them. ``best`` keeps generation's rule that the answering row must hold at least ``min_match`` of the
 query's words, so a weak match is no answer rather than a wrong one.
@@ -14,11 +18,16 @@ so the model sees at chat and eval time what it was trained on.
 
 from __future__ import annotations
 
+import functools
+import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate.text import count_words, split_sentences, words
+import regex
+
+from curate.text import count_words, split_sentences
 
 GROUNDED_PROMPT = "prompt.grounded_user"
 EXCERPT_WORDS = 120  # the grounded generators' default excerpt_words
@@ -30,9 +39,62 @@ STOP_WORDS = frozenset(
 )
 
 
-def terms(text: str) -> list[str]:
-    """The words BM25 sees: lower case, stop words removed."""
-    return [w for w in words(text) if w not in STOP_WORDS]
+# ISO 639-1 codes (fastText's labels) and the Snowball stemmer of each language PyStemmer has.
+STEMMERS = {"ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek",
+            "en": "english", "es": "spanish", "et": "estonian", "eu": "basque", "fa": "persian", "fi": "finnish",
+            "fr": "french", "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian",
+            "it": "italian", "lt": "lithuanian", "ne": "nepali", "nl": "dutch", "no": "norwegian", "pl": "polish",
+            "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian", "sv": "swedish", "ta": "tamil",
+            "tr": "turkish"}  # fmt: skip
+_STOPWORD_LISTS = {"da": "DANISH", "de": "GERMAN", "es": "SPANISH", "fr": "FRENCH", "it": "ITALIAN",
+                   "nl": "DUTCH", "no": "NORWEGIAN", "pt": "PORTUGUESE", "ru": "RUSSIAN", "sv": "SWEDISH",
+                   "tr": "TURKISH"}  # fmt: skip
+# A run of Han, Hiragana or Katakana (no spaces between words), or a word of any other script.
+_TOKEN = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}]+|(?:(?![\p{Han}\p{Hiragana}\p{Katakana}])[\p{L}\p{M}\p{N}_])+"
+)
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]")
+
+
+@functools.cache
+def _stemmer(language: str):
+    import Stemmer
+
+    return Stemmer.Stemmer(STEMMERS[language]) if language in STEMMERS else None
+
+
+@functools.cache
+def _stop_words(language: str) -> frozenset[str]:
+    if language in _STOPWORD_LISTS:
+        from bm25s import stopwords
+
+        return frozenset(getattr(stopwords, f"STOPWORDS_{_STOPWORD_LISTS[language]}"))
+    return STOP_WORDS if language == "en" else frozenset()
+
+
+def terms(text: str, language: str = "en") -> list[str]:
+    """The terms BM25 sees: Unicode words in lower case, stop words removed, stemmed in ``language`` (an ISO
+    639-1 code; one PyStemmer lacks is not stemmed); a Chinese or Japanese run as its overlapping character pairs
+    (a lone character as itself)."""
+    stop, out = _stop_words(language), []
+    plain: list[str] = []
+    for token in _TOKEN.findall(text.lower()):
+        if _CJK.match(token):
+            out += [token] if len(token) == 1 else [token[i : i + 2] for i in range(len(token) - 1)]
+        elif token not in stop:
+            plain.append(token)
+    stemmer = _stemmer(language)
+    return (stemmer.stemWords(plain) if stemmer is not None else plain) + out
+
+
+def row_language(row: dict[str, Any]) -> str:
+    """The row's language from its labels (label.heuristic), English when it has none."""
+    labels = row.get("labels") or "{}"
+    try:
+        language = (json.loads(labels) if isinstance(labels, str) else labels).get("language")
+    except (ValueError, AttributeError):
+        language = None
+    return language if isinstance(language, str) and language != "unknown" else "en"
 
 
 @dataclass
@@ -49,14 +111,29 @@ class SectionIndex:
         import bm25s
 
         self.documents = documents
-        self.terms = [terms(f"{d.get('title', '')} {d.get('section', '')} {d['text']}") for d in documents]
+        self.languages = [row_language(d) for d in documents]
+        self.terms = [
+            terms(f"{d.get('title', '')} {d.get('section', '')} {d['text']}", lang)
+            for d, lang in zip(documents, self.languages, strict=True)
+        ]
+        counts = Counter(self.languages)
+        self.language = counts.most_common(1)[0][0] if counts else "en"
         self._bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
         if documents:
             self._bm25.index(self.terms, show_progress=False)
 
+    def query_language(self, query: str) -> str:
+        """The index's language; with rows in several, the query's own when it is one of them."""
+        if len(set(self.languages)) < 2:
+            return self.language
+        from curate.stages.label.heuristic import detect_language
+
+        detected, _ = detect_language(query, 0.4)
+        return detected if detected in self.languages else self.language
+
     def scores(self, query: str) -> tuple[list[str], list[float]]:
         """(the query's distinct terms, each row's score)."""
-        q = list(dict.fromkeys(terms(query)))
+        q = list(dict.fromkeys(terms(query, self.query_language(query))))
         if not q or not self.documents:
             return q, [0.0] * len(self.documents)
         return q, [float(s) for s in self._bm25.get_scores(q)]
@@ -140,7 +217,15 @@ class Retriever:
         recipe = (yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}) if resolved.is_file() else {}
         grounded = [g for g in recipe.get("generate") or [] if str(g.get("kind", "")).startswith("grounded")]
         self.excerpt_words = int(grounded[0].get("excerpt_words", EXCERPT_WORDS)) if grounded else EXCERPT_WORDS
-        dirs = [d for d in (recipe.get("templates") or {}).get("dirs") or [] if Path(d).is_dir()]
+        dirs = (recipe.get("templates") or {}).get("dirs") or []
+        missing = [d for d in dirs if not Path(d).is_dir()]
+        if missing:  # never another grounded prompt than training used
+            from curate.errors import TemplateError
+
+            raise TemplateError(
+                f"{resolved}: templates.dirs {missing} do not exist from {Path.cwd()}; the grounded prompt must be "
+                "the one training used: run from the folder curate ran in, or copy the templates there"
+            )
         self.templates, self.renderer = load_templates(dirs), Renderer()
 
     def __call__(self, question: str) -> Retrieved:

@@ -75,3 +75,41 @@ def test_retriever_needs_the_documents(tmp_path):
 
     with pytest.raises(InputError, match=r"no documents/documents\.jsonl"):
         Retriever(tmp_path)
+
+
+def test_terms_are_unicode_words_stemmed_in_the_rows_language():
+    """Before: "refunds" did not find "A refund is issued.", and a Japanese section had no terms at all."""
+    assert terms("Rückgabe", "de") == terms("Rückgaben", "de") and terms("Rückgabe", "de") != []
+    assert terms("refunds") == terms("refund") == ["refund"]
+    assert terms("返品は30日以内", "ja") == ["30", "返品", "品は", "日以", "以内"]
+    rows = [
+        {"id": "en", "title": "Money back", "section": "", "text": "A refund is issued.",
+         "labels": '{"language": "en"}'},
+        {"id": "de", "title": "Rückgaben", "section": "", "text": "Die Rückgabe ist kostenlos.",
+         "labels": '{"language": "de"}'},
+        {"id": "ja", "title": "返品", "section": "", "text": "返品は30日以内です。", "labels": '{"language": "ja"}'},
+        {"id": "tents", "title": "Tents", "section": "", "text": "Stake the corners.", "labels": "{}"},
+    ]  # fmt: skip
+    index = SectionIndex(rows)
+    assert [h.row["id"] for h in index.search("refunds", 3)] == ["en"]
+    assert [h.row["id"] for h in index.search("Wie funktionieren Rückgaben?", 3)][:1] == ["de"]
+    assert [h.row["id"] for h in index.search("返品の期限は？", 3)] == ["ja"]
+
+
+def test_a_templates_dir_that_does_not_exist_is_an_error_not_another_prompt(sample_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    from curate.errors import TemplateError
+
+    result, _ = sample_run
+    copy = tmp_path / "dataset"
+    shutil.copytree(result.dataset_dir / "documents", copy / "documents")
+    resolved = yaml.safe_load((result.dataset_dir / "recipe.resolved.yaml").read_text())
+    resolved.setdefault("templates", {})["dirs"] = [str(tmp_path / "my-templates")]
+    (copy / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved))
+    with pytest.raises(TemplateError, match=r"my-templates.*do not exist"):
+        Retriever(copy)
+    (tmp_path / "my-templates").mkdir()
+    Retriever(copy)

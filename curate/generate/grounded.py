@@ -38,9 +38,9 @@ from curate.generate.base import (
 from curate.generate.policy.near_miss import relevant_sentences
 from curate.generate.qa import PAIRS, QAConfig, qa_variables
 from curate.near_dup import jaccard_of
-from curate.retrieval import STOP_WORDS, excerpt, excerpt_source, grounded_user_turn, words
+from curate.retrieval import STOP_WORDS, excerpt, excerpt_source, grounded_user_turn
 from curate.templating import templates_for
-from curate.text import count_words
+from curate.text import count_words, words
 
 ABSTENTION = "The provided documentation does not cover"  # how grounded_abstain's built-in answers begin
 

@@ -17,8 +17,8 @@ from curate.generate.base import GenerateContext, register_generator
 from curate.generate.policy.base import PolicyConfig, filled_distinct, policy_example
 from curate.generate.policy.model import twin_requests
 from curate.generate.policy.slots import held_templates
-from curate.retrieval import STOP_WORDS, SectionIndex, words
-from curate.text import markdown_blocks, split_sentences
+from curate.retrieval import STOP_WORDS, SectionIndex
+from curate.text import markdown_blocks, split_sentences, words
 
 
 class NearMissConfig(PolicyConfig):
