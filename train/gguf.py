@@ -3,15 +3,15 @@
 
 transformers reads GGUF through the ``gguf`` package: it dequantizes every tensor to float32 and undoes
 llama.cpp's q/k permutation. A model loaded that way refuses ``save_pretrained`` (it carries a quantization
-config), so the weights are moved into a plain model of the same class and config, and saved as safetensors
-with the tokenizer. The folder is keyed by the file's sha256, written to a temporary folder and renamed, under
-a file lock: two processes converting the same file at once convert it once, and a killed conversion leaves no
-half folder behind.
+config), so the weights are moved into a plain model of the same class and config, built on the meta device
+and given the loaded tensors themselves (``assign=True``: one float32 copy in memory, not two), and saved as
+safetensors with the tokenizer. The folder is keyed by the file's sha256, written to a temporary folder and
+renamed, under a file lock: two processes converting the same file at once convert it once, and a killed
+conversion leaves no half folder behind.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +23,10 @@ from pathlib import Path
 from curate.errors import TrainError
 
 SOURCE_FILE = "gristmill-source.json"  # in a converted folder: the GGUF's name and sha256
+
+
+class ShaMismatch(TrainError):
+    """A GGUF whose content is not the one expected; the caller knows where it came from, so it names the fix."""
 
 
 def sha256_file(path: Path) -> str:
@@ -55,16 +59,17 @@ def convert_gguf(
         raise TrainError(f"GGUF file {gguf_path} does not exist; give the path of a .gguf model file")
     digest = sha256 or sha256_file(gguf_path)
     if expected_sha256 is not None and digest != expected_sha256:
-        raise TrainError(
+        raise ShaMismatch(
             f"{gguf_path} has sha256 {digest}, not the expected {expected_sha256}: the file is damaged or a "
-            "different one; delete it so gristmill fetches it again"
+            "different one"
         )
     folder = converted_folder(models_dir, digest)
     if is_converted(folder):
         return folder
     models_dir.mkdir(parents=True, exist_ok=True)
-    with open(models_dir / f".{digest[:16]}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the folder done
+    from filelock import FileLock
+
+    with FileLock(models_dir / f".{digest[:16]}.lock"):  # a second process waits here, then finds the folder done
         if is_converted(folder):
             return folder
         for stale in models_dir.glob(f".{digest[:16]}.tmp-*"):  # left by a killed conversion
@@ -104,11 +109,15 @@ def _convert(gguf_path: Path, out: Path) -> None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = quiet
+    import torch
+
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.dtype = "float32"
-    plain = type(loaded)(config)  # the same architecture without the GGUF quantization config
-    plain.load_state_dict(loaded.state_dict())
+    with torch.device("meta"):  # the same architecture without the GGUF quantization config, and no weights
+        plain = type(loaded)(config)
+    plain.load_state_dict(loaded.state_dict(), assign=True)  # the loaded tensors themselves: one float32 copy
+    plain.tie_weights()
     plain.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))

@@ -29,12 +29,20 @@ GENERATION_VERSION = 3  # bump when generation itself changes (stopping, decodin
 
 
 def model_fingerprint(model_dir: Path) -> str:
+    """What a model's cached generations are keyed by: the GGUF's sha256 for a converted base (its folder is
+    rebuilt from it), else the folder's content; with the transformers and torch versions, since either can
+    change the converted weights or the decoding."""
+    import torch
+    import transformers
+
     from train.gguf import SOURCE_FILE
 
+    versions = f"transformers-{transformers.__version__}-torch-{torch.__version__}".encode()
     source = model_dir / SOURCE_FILE
     if source.is_file():
-        return f"gguf-{json.loads(source.read_text())['sha256'][:24]}"
-    h = hashlib.sha256()
+        sha = json.loads(source.read_text())["sha256"]
+        return f"gguf-{sha[:16]}-{hashlib.sha256(versions).hexdigest()[:8]}"
+    h = hashlib.sha256(versions + b"\0")
     for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
         h.update(path.name.encode() + b"\0")
         with open(path, "rb") as f:
