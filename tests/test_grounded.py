@@ -95,8 +95,9 @@ def test_grounded_examples_cite_the_answering_excerpt_and_abstain_on_distractors
         assert list(excerpts) == list(range(1, len(meta["excerpts"]) + 1)) and user.endswith(meta["question"])
         assert all(len(text.split()) <= 12 for text in excerpts.values())  # excerpts cut to excerpt_words
         target = e["group"]
-        distractors = [x for x in meta["excerpts"] if doc_of(x) != target]
-        assert all(doc_of(x) != target for x in distractors)
+        # Every excerpt but the answering one (all of them when abstaining) is a distractor from another document.
+        distractors = [x for i, x in enumerate(meta["excerpts"], 1) if i != meta.get("answer_excerpt")]
+        assert all(doc_of(x) != target for x in distractors), (target, meta["excerpts"])
         if not meta["holdout"]:  # a training example's excerpts never come from a held-out document
             assert not {doc_of(x) for x in meta["excerpts"]} & held
         else:  # and a test example's all do: no test excerpt was ever shown in training

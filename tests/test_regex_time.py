@@ -1,17 +1,19 @@
-"""The patterns that read untrusted text run in linear time: each on about 5 KB and 50 KB of the input that made
-it backtrack (a heading followed by thousands of spaces, URL-encoded text, PEM headers without an end), in a
-subprocess with a timeout, best of 3: the larger may take at most 15x as long (linear is 10x)."""
+"""The patterns that read untrusted text run in linear time: each on 300 KB of the input that made it backtrack (a
+heading followed by thousands of spaces, URL-encoded text, PEM headers without an end), in a subprocess under a
+timeout far above normal. Linear, the whole takes seconds (about 5 on a 2-core machine); one quadratic pattern
+alone needs some 10^11 steps there, hours. No timing ratio: a shared machine's noise cannot fail it."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
 SCRIPT = r"""
-import json, sys, time
+import sys
 sys.path.insert(0, REPO)
 from curate.text import markdown_blocks
 from curate.readers.text import read_markdown
@@ -33,30 +35,20 @@ CASES = {
     "bearer words": (lambda n: scrub("Bearer " * (n // 7), config), ),
     "dashes and digits": (lambda n: scrub("1-" * (n // 2), config), ),
 }
-out = {}
 for name, (fn,) in CASES.items():
-    times = []
-    for n in (5_000, 50_000):
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            fn(n)
-            best = min(best, time.perf_counter() - start)
-        times.append(best)
-    out[name] = times
-print(json.dumps(out))
+    print(name, flush=True)  # the case running when the timeout strikes is the last one printed
+    fn(300_000)
+print("done", flush=True)
 """
+TIMEOUT_S = 180
 
 
 def test_untrusted_text_patterns_run_in_linear_time():
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT.replace("REPO", repr(str(REPO)))], capture_output=True, text=True, timeout=300
-    )
+    command = [sys.executable, "-c", SCRIPT.replace("REPO", repr(str(REPO)))]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        started = (err.stdout or b"").decode().splitlines()
+        pytest.fail(f"still running after {TIMEOUT_S} s: {started[-1] if started else 'the first case'} backtracks")
     assert done.returncode == 0, done.stderr[-2000:]
-    times = json.loads(done.stdout)
-    slow = {
-        name: f"{small * 1000:.1f} ms -> {large * 1000:.1f} ms"
-        for name, (small, large) in times.items()
-        if large > 15 * max(small, 2e-4)  # under 0.2 ms the clock's noise is the measurement
-    }
-    assert not slow, slow
+    assert done.stdout.split("\n")[-2] == "done"

@@ -48,6 +48,23 @@ def _remove_chrome(soup) -> None:
             tag.decompose()
 
 
+MAX_DEPTH = 200  # deeper elements are unwrapped (their text kept): markdownify recurses once per level
+
+
+def _flatten_deep_nesting(soup) -> None:
+    """A page nested deeper than MAX_DEPTH (1,200 <div>s, generated or hostile) keeps its text: the elements below
+    that depth are unwrapped instead of the converter running out of stack."""
+    depth: dict[int, int] = {}
+    deep = []
+    for tag in soup.find_all(True):  # document order: a parent's depth is known before its children's
+        level = depth.get(id(tag.parent), 0) + 1
+        depth[id(tag)] = level
+        if level > MAX_DEPTH:
+            deep.append(tag)
+    for tag in deep:
+        tag.unwrap()
+
+
 def _flatten_nested_tables(soup) -> None:
     for table in reversed(soup.find_all("table")):  # innermost first
         if table.find_parent(["td", "th"]) is not None:
@@ -110,6 +127,7 @@ def html_to_markdown(html: str, main_content: bool = False) -> tuple[str, str]:
                 pre.string = inner.get_text()
     _remove_chrome(soup)
     _flatten_nested_tables(soup)
+    _flatten_deep_nesting(soup)
     return _tidy(_markdown_converter().convert_soup(soup.body or soup)), title
 
 
