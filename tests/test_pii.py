@@ -173,6 +173,8 @@ def test_no_planted_pii_anywhere_under_the_run_directory(sample_run):
     assert "returns@acme-outdoor.example" in docs and "<EMAIL>" in docs
     rejects = (result.dataset_dir / "rejects" / "rejects.jsonl").read_text()
     assert "<EMAIL>" in rejects  # reader rejects (malformed tickets) were scrubbed after the fact
+    # No pseudonym key in the sample: the summary says once that the salt of the pseudonyms is public.
+    assert sum("public salt" in note for note in stats["notes"]) == 1
 
 
 def test_json_fields_are_scrubbed_value_by_value_and_stay_valid_json():
