@@ -200,6 +200,23 @@ def test_queued_requests_spend_the_budget_and_a_second_map_goes_on(fake_openai):
     assert "raise the budget" in str(refused[0])
 
 
+def test_a_request_retrying_while_others_wait_for_budget_is_not_stuck(fake_openai):
+    """One slot, and the first request must retry (a 503): the requests waiting for room in the budget hold no
+    slot, so the retry gets one and settles, and the budget is spent as far as it goes."""
+    fake_openai.faults = [("status", 503)]
+    price = {"fake-model": {"input_per_1m": 1000, "output_per_1m": 1000}}
+    settings = llm_settings(fake_openai, prices=price, budget_usd=0.05, max_tokens=10, max_concurrency=1)
+    rt = LLMRuntime(settings, None, 0)
+    try:
+        results = rt.map(lambda i: rt.client.chat([{"role": "user", "content": f"{i} " + "x" * 40}]), range(8))
+        estimate, spent = rt.client.estimate_cost(11, 10), rt.client.usage.cost_usd
+    finally:
+        rt.close()
+    assert rt.client.usage.retries == 1 and 0.05 - estimate <= spent <= 0.05
+    answered = sum(not isinstance(r, Exception) for r in results)
+    assert answered >= 2 and sum(isinstance(r, BudgetExceeded) for r in results) == 8 - answered
+
+
 def test_a_budget_without_a_price_is_a_recipe_error_unless_the_endpoint_reports_the_cost(fake_openai):
     from curate.errors import RecipeError
     from curate.recipe import validate_recipe

@@ -10,9 +10,9 @@ One ``AsyncOpenAI`` (its own retries off: ours honour Retry-After and are counte
   request-validation error (llama.cpp's server answers a request it cannot parse with HTTP 500);
 - the request cache (cache.py), read before and written after every call; a hit costs nothing;
 - usage and cost per model (prices from the recipe, or the ``usage.cost`` an endpoint reports), and a budget:
-  a request holds its worst-case cost once it has a slot, waits while holds in flight may still settle lower,
-  and is refused (``BudgetExceeded``, a ``budget_exhausted`` reject that the next run retries) only when it
-  cannot fit with nothing in flight: the spend stays within ``budget_usd`` plus one request's estimate;
+  a request holds its worst-case cost until it is settled, waits (with no slot) while other holds may still
+  settle lower, and is refused (``BudgetExceeded``, a ``budget_exhausted`` reject that the next run retries)
+  only when it cannot fit with nothing held: the spend stays within ``budget_usd`` plus one request's estimate;
 - JSON output: ``response_format`` with the JSON schema in OpenAI's form (``json_mode: schema``), JSON object
   mode carrying the schema as llama.cpp's servers take it (``object_schema``), plain JSON object mode
   (``object``), or only the instruction in the prompt (``prompt``); ``auto`` uses what ``gristmill llm check``
@@ -193,11 +193,11 @@ class LLMClient:
         }
 
     async def _reserve(self, estimate: float) -> None:
-        """Hold ``estimate`` (the request's worst case: its prompt and ``max_tokens`` of answer) against the budget,
-        once the request has a concurrency slot. When spent plus held plus this would pass the budget, wait while
-        requests in flight hold estimates (they usually settle lower, freeing room); with nothing in flight, refuse
-        only this request (``BudgetExceeded``): a smaller one may still fit, and a later run with a larger budget
-        goes on."""
+        """Hold ``estimate`` (the request's worst case: its prompt and ``max_tokens`` of answer) against the budget
+        until the request is settled. When spent plus held plus this would pass the budget, wait while other
+        requests hold estimates (they usually settle lower, freeing room); with nothing held, refuse only this
+        request (``BudgetExceeded``): a smaller one may still fit, and a later run with a larger budget goes on.
+        A waiting request holds no concurrency slot, so a holder that must retry always gets one."""
         budget = self.settings.budget_usd
         if budget is None:
             return
@@ -206,13 +206,18 @@ class LLMClient:
         async with self._settled:
             while self.usage.cost_usd + self._reserved + estimate > budget:
                 if self._reserved <= 0:
-                    self.usage.budget_refused += 1
-                    raise BudgetExceeded(
-                        f"budget llm.budget_usd={budget} reached: spent {self.usage.cost_usd:.4f} USD, and this "
-                        f"request may cost up to {estimate:.4f} USD; raise the budget and run again to send it"
-                    )
+                    self._refuse_unless_fits(estimate)
                 await self._settled.wait()
             self._reserved += estimate
+
+    def _refuse_unless_fits(self, estimate: float) -> None:
+        budget = self.settings.budget_usd
+        if budget is not None and self.usage.cost_usd + self._reserved + estimate > budget:
+            self.usage.budget_refused += 1
+            raise BudgetExceeded(
+                f"budget llm.budget_usd={budget} reached: spent {self.usage.cost_usd:.4f} USD, and this "
+                f"request may cost up to {estimate:.4f} USD; raise the budget and run again to send it"
+            )
 
     async def _release(self, estimate: float) -> None:
         """Settle a hold (the request's real cost is accounted by now) and wake the requests waiting for room."""
@@ -235,18 +240,16 @@ class LLMClient:
         semaphore, requests, tokens = self._limits()
         expected = prompt_estimate + params["max_tokens"]
         last_error = "no attempt"
-        held: float | None = None
+        # With no price for the model (the endpoint reports usage.cost), the dearest response so far stands in.
+        held = estimate or self._dearest_reported
+        await self._reserve(held)  # held until the request is settled, retries included
         try:
             for attempt in range(self.settings.max_retries + 1):
                 await requests.take(1)
                 await tokens.take(expected)
                 async with semaphore:
-                    if held is None:  # held from the first slot until the request is settled, retries included
-                        # With no price for the model (the endpoint reports usage.cost), the dearest response so
-                        # far stands in for the estimate.
-                        hold = estimate or self._dearest_reported
-                        await self._reserve(hold)
-                        held = hold
+                    if not held:  # no price: the cost of the dearest response so far, known by now, must fit
+                        self._refuse_unless_fits(self._dearest_reported)
                     self.usage.requests += 1
                     try:
                         response = await asyncio.wait_for(
@@ -279,8 +282,7 @@ class LLMClient:
                 backoff = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
                 await asyncio.sleep(max(retry_after, random.uniform(0, backoff)))
         finally:
-            if held is not None:
-                await self._release(held)
+            await self._release(held)
         self.usage.failures += 1
         raise LLMError(f"failed after {self.settings.max_retries + 1} attempts: {last_error}")
 
