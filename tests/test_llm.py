@@ -175,6 +175,21 @@ def test_json_mode_auto_uses_what_llm_check_recorded(fake_openai, monkeypatch):
     assert [c["body"]["response_format"]["type"] for c in fake_openai.completions()] == ["json_object"]
 
 
+def test_the_reviews_case_100_queued_requests_a_cent_and_4_in_flight_spend_the_cent(fake_openai):
+    """Before: 4 requests sent, 0.3% of the budget spent. (Holds summed as floats once left a residue that kept
+    the waiting requests waiting with nothing in flight: holders are counted.)"""
+    fake_openai.latency = 0.01
+    price = {"fake-model": {"input_per_1m": 100, "output_per_1m": 100}}
+    settings = llm_settings(fake_openai, prices=price, budget_usd=0.01, max_tokens=10, max_concurrency=4)
+    rt = LLMRuntime(settings, None, 0)
+    try:
+        rt.map(lambda i: rt.client.chat([{"role": "user", "content": f"{i:03d} " + "x" * 40}]), range(100))
+        estimate, spent = rt.client.estimate_cost(12, 10), rt.client.usage.cost_usd
+    finally:
+        rt.close()
+    assert 0.8 * 0.01 <= spent <= 0.01 + estimate and 0.01 - spent < estimate, spent
+
+
 def test_queued_requests_spend_the_budget_and_a_second_map_goes_on(fake_openai):
     """Holds are taken with a concurrency slot, not while queued: 110 queued requests at 4 in flight spend at least
     80% of the budget and never more than the budget plus one request's estimate; a second map is not stopped by

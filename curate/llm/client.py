@@ -165,6 +165,7 @@ class LLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._requests = self._tokens = None
         self._reserved = 0.0  # the estimated cost of the requests in flight, held against the budget
+        self._holders = 0  # how many requests hold a part of it
         self._settled: asyncio.Condition | None = None  # notified whenever a hold is released
         self._dearest_reported = 0.0  # the highest usage.cost an endpoint reported for one response
 
@@ -205,10 +206,11 @@ class LLMClient:
             self._settled = asyncio.Condition()
         async with self._settled:
             while self.usage.cost_usd + self._reserved + estimate > budget:
-                if self._reserved <= 0:
+                if not self._holders:
                     self._refuse_unless_fits(estimate)
                 await self._settled.wait()
             self._reserved += estimate
+            self._holders += 1
 
     def _refuse_unless_fits(self, estimate: float) -> None:
         budget = self.settings.budget_usd
@@ -221,10 +223,12 @@ class LLMClient:
 
     async def _release(self, estimate: float) -> None:
         """Settle a hold (the request's real cost is accounted by now) and wake the requests waiting for room."""
-        if self._settled is None:
+        if self._settled is None or not self._holders:
             return
         async with self._settled:
-            self._reserved = max(0.0, self._reserved - estimate)
+            self._holders -= 1
+            # Counted, not inferred from the sum: float sums leave a residue that would keep waiters waiting.
+            self._reserved = self._reserved - estimate if self._holders else 0.0
             self._settled.notify_all()
 
     async def chat(self, messages: list[dict[str, str]], **extra: Any) -> Answer:
