@@ -1,16 +1,18 @@
 """The recipe: one YAML file, validated at the door. Unknown keys are errors that name the key path.
 
-``load_recipe(path, overrides)`` reads the file, applies ``--set a.b=c`` overrides to the raw mapping,
+``load_recipe(path, overrides)`` reads the file, applies ``--set a.b=c`` overrides to the raw mapping (the full
+path, or a short form one section alone has: ``sft.max_steps`` is ``train.sft.max_steps``),
 validates it with pydantic, then validates each stage's ``with`` and each generator entry against the
 config model that stage or generator registered. Every error names the key path, the bad value and a fix.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from curate import __version__
 from curate.blocklist import Blocklist
@@ -264,9 +266,42 @@ def validate_recipe(raw: Any, source: str = "recipe", positions: dict[tuple, int
     return recipe
 
 
+def _sections() -> dict[str, type[BaseModel]]:
+    """The recipe's top-level keys whose value is a section (a model with keys of its own)."""
+    out = {}
+    for name, field in Recipe.model_fields.items():
+        for kind in (field.annotation, *get_args(field.annotation)):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                out[name] = kind
+    return out
+
+
+def full_override(item: str) -> str:
+    """``--set`` with the full path (``train.sft.max_steps=20``), or the short form where one section alone has
+    its first key (``sft.max_steps=20`` is train's): the same keys on every command. A short form two sections
+    share, or a key no section has, is an error that names the full paths to use."""
+    path, sep, _ = item.partition("=")
+    first = path.split(".", 1)[0]
+    if not sep or not first or first in Recipe.model_fields:
+        return item
+    owners = [name for name, section in _sections().items() if first in section.model_fields]
+    if len(owners) == 1:
+        return f"{owners[0]}.{item}"
+    if owners:
+        paths = " or ".join(f"{o}.{path}" for o in owners)
+        raise RecipeError(f"--set {item!r}: {first} is a key of {' and '.join(owners)}; give the full path: {paths}")
+    known = [*Recipe.model_fields, *(f"{n}.{k}" for n, s in _sections().items() for k in s.model_fields)]
+    close = difflib.get_close_matches(path, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise RecipeError(
+        f"--set {item!r}: {first} is no recipe key; give the full path from the top of the recipe "
+        f"(train.sft.max_steps=20, split.test_fraction=0.2){hint}"
+    )
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     raw = read_yaml(path, f"recipe {str(path)!r} not found; write one with `gristmill init DOCS_DIR`")
     if isinstance(raw, dict):
-        raw = apply_overrides(raw, overrides or [])
+        raw = apply_overrides(raw, [full_override(o) for o in overrides or []])
     return validate_recipe(raw, str(path), yaml_lines(path.read_text(encoding="utf-8")))

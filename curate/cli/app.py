@@ -10,6 +10,11 @@ import click
 from curate import __version__
 from curate.errors import GristmillError
 
+SET_HELP = (
+    "Override a recipe value (repeatable): its full path (train.sft.max_steps=20), or the short form where one "
+    "section alone has the key (sft.max_steps=20)."
+)
+
 
 def make_console(stderr: bool = False):
     from rich.console import Console

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from curate.cli.app import handle_errors, main, make_console
+from curate.cli.app import SET_HELP, handle_errors, main, make_console
 
 
 @main.command()
@@ -30,7 +30,7 @@ def init(docs_dir: Path, output: Path, name: str | None, force: bool) -> None:
 
 @main.command()
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Read at most N documents.")
 @click.option("--dry-run", is_flag=True, help="Validate and show the plan (inputs, steps, what would resume).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")

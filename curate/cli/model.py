@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from curate.cli.app import handle_errors, main, make_console
+from curate.cli.app import SET_HELP, handle_errors, main, make_console
 
 
 @main.command()
 @click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override train.* (sft.max_steps=20).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--preflight-only", is_flag=True, help="Check the data against the template and stop.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in <run>/model/checkpoints.")
 @handle_errors
@@ -29,7 +29,7 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
 
 @main.command()
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value (repeatable).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
 @click.option("--strict", is_flag=True, help="Exit 8 when a target is missed, a kind regressed or the eval is broken.")
 @handle_errors

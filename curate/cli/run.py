@@ -50,6 +50,7 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     from curate.cli.progress import RichReporter, eval_with_progress, print_curate_summary, train_with_progress
     from curate.errors import GristmillError
     from curate.pipeline import curate
+    from curate.recipe import full_override
     from train.sft import check_sft, load_train_section, model_layout, training_key
 
     check_sft(recipe.train.sft)  # a wrong SFTConfig argument fails now, not after the curation
@@ -70,7 +71,8 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
     console.rule("2/3 train")
     began = time.perf_counter()
     dataset_dir = curated.dataset_dir
-    train_overrides = [o[len("train.") :] for o in overrides if o.startswith("train.")]
+    full = [full_override(o) for o in overrides]
+    train_overrides = [o[len("train.") :] for o in full if o.startswith("train.")]
     section, _ = load_train_section(dataset_dir, train_overrides)
     layout = model_layout(dataset_dir, section)
     state = training_state(layout, training_key(dataset_dir, section))
