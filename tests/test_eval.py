@@ -414,6 +414,36 @@ def test_chat_answers_one_prompt_and_a_conversation(evaluated):
     assert folder_only.returncode != 0 and "--retrieve needs a run directory" in folder_only.stderr
 
 
+def test_chat_base_talks_to_the_untouched_start(evaluated):
+    """`chat RUN --base` is the model the run started from, `chat --base NAME` a base with no run."""
+    import subprocess
+    import sys
+
+    from curate.errors import InputError
+    from curate.layout import RunLayout
+    from train.chat import base_model
+
+    run, _ = evaluated
+    start = RunLayout.of(run).base_tiny
+    assert base_model("", run / "model" / "final") == start
+    assert base_model(str(start), None) == start
+    with pytest.raises(InputError, match="--base without a run needs a name"):
+        base_model("", None)
+    with pytest.raises(InputError, match=r"not a named base \(smollm2-135m\), a model folder or a \.gguf"):
+        base_model(str(run), None)
+
+    def chat(*args: str):
+        cmd = [sys.executable, "-m", "curate.cli", "chat", *args, "--max-new-tokens", "3"]
+        return subprocess.run(cmd, input="Hi\n/exit\n", capture_output=True, text=True, timeout=120)
+
+    for args in ([str(run), "--base"], ["--base", str(start)]):
+        talk = chat(*args)
+        assert talk.returncode == 0 and f"chatting with {start};" in talk.stdout, talk.stderr
+        assert talk.stdout.count("model>") == 1
+    neither = chat()
+    assert neither.returncode != 0 and "or --base NAME" in neither.stderr
+
+
 def test_a_generation_cache_torn_by_a_kill_resumes(tmp_path):
     from train.eval.generation import read_cache
 

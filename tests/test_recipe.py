@@ -144,3 +144,113 @@ def test_init_writes_a_valid_recipe(tmp_path, monkeypatch):
     assert recipe.input.fields.text == "body" and recipe.input.fields.id == "ticket_id"
     assert recipe.input.fields.title == "subject"
     assert "# " in text  # commented for a person
+
+
+def _readme_recipe_table(text: str) -> dict[str, str]:
+    """{key: default cell} of the README's recipe table."""
+    lines = text.split("| key | default | meaning |", 1)[1].splitlines()[2:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def _field_at(path: str):
+    """(the pydantic field at a dotted recipe path, the section model it holds or None)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from curate.recipe import Recipe
+
+    model, field = Recipe, None
+    for part in path.split("."):
+        if model is None or part not in model.model_fields:
+            raise LookupError(f"{path}: {part} is no key of {getattr(model, '__name__', path)}")
+        field = model.model_fields[part]
+        kinds = (field.annotation, *get_args(field.annotation))
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    return field, model
+
+
+def _default(field):
+    from pydantic import BaseModel
+
+    value = field.get_default(call_default_factory=True)
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def _documented_defaults(cell: str) -> dict | None:
+    """The literal a default cell states, or None where it is words ("every sheet", "runs/<name>")."""
+    import re
+
+    cell = re.sub(r"\s*\(.*\)$", "", cell).strip()
+    if cell in ("required", "none"):
+        return cell
+    if cell.startswith("`") and cell.endswith("`"):
+        cell = cell[1:-1]
+    elif not re.fullmatch(r"-?[\d.e]+", cell):
+        return None
+    if "<" in cell:
+        return None
+    return yaml.safe_load(cell)
+
+
+def check_readme_table(text: str) -> list[str]:
+    """Where the README's recipe table and the recipe schema differ: a key the schema lacks, a key of the schema
+    the table never names, and a stated default the code does not have."""
+    from curate.recipe import Recipe
+
+    rows, problems = _readme_recipe_table(text), []
+    for key, cell in rows.items():
+        try:
+            field, _ = _field_at(key)
+        except LookupError as err:
+            problems.append(f"{err.args[0]} (the README's recipe table)")
+            continue
+        stated = _documented_defaults(cell)
+        if stated is None or ("." in key and Recipe.model_fields[key.split(".")[0]].default is None):
+            continue  # words, or a key of a section that is off by default (output.dir: runs/<name>)
+        actual = None if field.is_required() else _default(field)
+        if stated == "required" or field.is_required():
+            if (stated == "required") != field.is_required():
+                problems.append(f"{key}: the README says {cell}, the code says {actual or 'required'!r}")
+        elif stated == "none":
+            if actual is not None:
+                problems.append(f"{key}: the README says none, the code's default is {actual!r}")
+        elif isinstance(stated, dict) and isinstance(actual, dict):
+            for k, v in stated.items():
+                if k in actual and v != {"...": None} and v != actual[k]:
+                    problems.append(f"{key}.{k}: the README says {v!r}, the code's default is {actual[k]!r}")
+        elif stated != actual:
+            problems.append(f"{key}: the README says {stated!r}, the code's default is {actual!r}")
+    documented = {k.split(".")[0] for k in rows}
+    for name in Recipe.model_fields:
+        if name == "gristmill_version":  # written into recipe.resolved.yaml, never read
+            continue
+        if name not in documented:
+            problems.append(f"{name}: a recipe key the README's table never names")
+        elif name not in rows:  # a section documented key by key: every key of it has a row
+            for sub in _field_at(name)[1].model_fields:
+                if f"{name}.{sub}" not in rows:
+                    problems.append(f"{name}.{sub}: a recipe key the README's table never names")
+    return problems
+
+
+def test_the_readme_recipe_table_is_the_schema():
+    """The table a user reads is the recipe the code validates: every key, and every default it states."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert check_readme_table(text) == []
+    # the drift the issue found fails it: a wrong default, a missing key, a key the code lacks
+    planted = text.replace("batch_size: 48", "batch_size: 16").replace("| `split.max_test_per_kind` |", "| `x` |")
+    planted = planted.replace("| `split.test_fraction` | 0.15 |", "| `split.test_fractions` | 0.15 |")
+    assert sorted(check_readme_table(planted)) == [
+        "eval.batch_size: the README says 16, the code's default is 48",
+        "split.max_test_per_kind: a recipe key the README's table never names",
+        "split.test_fraction: a recipe key the README's table never names",
+        "split.test_fractions: test_fractions is no key of SplitSection (the README's recipe table)",
+        "x: x is no key of Recipe (the README's recipe table)",
+    ]

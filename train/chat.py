@@ -1,8 +1,9 @@
 """``gristmill chat``: talk to a trained model in the terminal, with its own chat template.
 
-MODEL_DIR is a model folder or a run directory (its ``model/final``, or ``final-merged`` after LoRA); with a
-run directory the persona's system prompt from ``dataset/behaviours.json`` is used unless ``--system`` says
-otherwise, so the model is prompted the way it was trained.
+RUN is a run directory (its ``model/final``, or ``final-merged`` after LoRA) or a model folder; with a run
+directory the persona's system prompt from ``dataset/behaviours.json`` is used unless ``--system`` says
+otherwise, so the model is prompted the way it was trained. ``--base`` talks to the untouched start instead: the
+run's starting model, or a named base (``smollm2-135m``, a model folder, a ``.gguf`` file) with no run at all.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curate.errors import OutputError
+from curate.errors import InputError, OutputError
 from curate.layout import RunLayout
+from train.base_models import NAMED
 
 
 def resolve_model(path: Path) -> tuple[Path, str | None, Path | None]:
@@ -33,6 +35,27 @@ def resolve_model(path: Path) -> tuple[Path, str | None, Path | None]:
         system = (json.loads(behaviours.read_text(encoding="utf-8")).get("persona") or {}).get("system")
     dataset = layout.dataset if layout is not None and layout.dataset.is_dir() else None
     return path, system, dataset
+
+
+def base_model(name: str | None, trained: Path | None) -> Path:
+    """The untouched base to chat with: ``name`` (a named base, a folder or a .gguf, converted once as training
+    does), else the model the trained folder ``trained`` started from."""
+    from train.base_models import resolve_model as resolve_base
+    from train.eval.run import default_baseline
+
+    if not name:
+        if trained is None:
+            raise InputError("--base without a run needs a name: --base smollm2-135m (or a model folder, a .gguf)")
+        start = default_baseline(trained)
+        if start is None:
+            raise OutputError(f"{trained} does not say which model it started from (no training_summary.json)")
+        name = str(start)
+    if name == "tiny":
+        raise InputError("the tiny model is built per dataset: use `gristmill chat RUN --base` for a tiny run")
+    folder = Path(resolve_base(name))
+    if not (folder / "config.json").is_file():
+        raise InputError(f"--base {name!r}: not a named base ({', '.join(NAMED)}), a model folder or a .gguf file")
+    return folder
 
 
 class Chat:

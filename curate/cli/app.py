@@ -39,7 +39,16 @@ def handle_errors(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gristmill")
 def main() -> None:
-    """gristmill: company documents in, a curated instruction-tuning dataset out.
+    """gristmill: company documents in, a curated instruction-tuning dataset and a fine-tuned model out.
 
-    Start with `gristmill init DOCS_DIR`, then `gristmill curate recipe.yaml`.
+    \b
+    The whole path:
+      gristmill init DOCS_DIR        write recipe.yaml and a starter guardrails.yaml to fill in
+      gristmill run recipe.yaml      curate, fine-tune and evaluate, each phase resumable
+      gristmill inspect RUN          the data: counts, drops, examples (gristmill report RUN: one HTML page)
+      gristmill chat RUN             talk to the model (chat RUN --base: the model before training)
+
+    \b
+    One phase at a time: gristmill curate recipe.yaml, gristmill train RUN, gristmill eval RUN.
+    RUN is a run directory (the recipe's output.dir); its dataset/ folder works too.
     """

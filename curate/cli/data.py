@@ -32,7 +32,11 @@ def init(docs_dir: Path, output: Path, name: str | None, force: bool) -> None:
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Read at most N documents.")
-@click.option("--dry-run", is_flag=True, help="Validate and show the plan (inputs, steps, what would resume).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan: inputs, steps that would resume, the LLM's requests, tokens and cost at most (none sent).",
+)
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Override the recipe's executor.")
 @handle_errors
 def curate(recipe_path: Path, overrides: tuple[str, ...], limit: int | None, dry_run: bool, executor) -> None:
@@ -89,7 +93,7 @@ def _print_plan(recipe, limit: int | None) -> None:
 
 
 @main.command()
-@click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Default: <run>/report.html.")
 @handle_errors
 def report(path: Path, output: Path | None) -> None:
@@ -217,7 +221,7 @@ def render(template_name: str, doc: Path | None, recipe_path: Path | None, chunk
 
 
 @main.command()
-@click.argument("path", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--kind", default=None, help="Only examples of this kind.")
 @click.option("--reason", default=None, help="Only rejects with this reason (slug).")
 @click.option("--sample", default=3, show_default=True, help="Examples and rejects shown per kind or reason.")

@@ -11,7 +11,7 @@ from curate.cli.app import SET_HELP, handle_errors, main, make_console
 
 
 @main.command()
-@click.argument("path", metavar="RUN_OR_DATASET_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--preflight-only", is_flag=True, help="Check the data against the template and stop.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in <run>/model/checkpoints.")
@@ -101,9 +101,7 @@ def phase_times(result) -> str:
 
 
 @main.command("eval")
-@click.argument(
-    "path", metavar="RUN_DIR", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+@click.argument("path", metavar="[RUN]", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--model", "model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Model folder.")
 @click.option("--dataset", "dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset.")
 @click.option("--baseline", default=None, help="Model folder to compare with; default the untrained start; 'none'.")
@@ -166,7 +164,15 @@ def _gate(report: dict, strict: bool) -> None:
 
 
 @main.command()
-@click.argument("path", metavar="MODEL_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", metavar="[RUN]", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--base",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[NAME]",
+    help="Talk to the untouched base: the run's starting model, or a named one (smollm2-135m, a folder, a .gguf).",
+)
 @click.option("--prompt", default=None, help="Answer this one prompt and exit (for scripts).")
 @click.option("--system", default=None, help="System prompt; default the run's persona.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
@@ -175,7 +181,8 @@ def _gate(report: dict, strict: bool) -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Excerpts --retrieve shows.")
 @handle_errors
 def chat(
-    path: Path,
+    path: Path | None,
+    base: str | None,
     prompt: str | None,
     system: str | None,
     max_new_tokens: int,
@@ -183,16 +190,21 @@ def chat(
     retrieve: bool,
     top_k: int,
 ) -> None:
-    """Chat with a trained model (a model folder or a run directory). /reset clears, /exit quits. With
-    --retrieve, each question goes to the model with the top sections of the run's dataset/documents/, in the
-    prompt format the grounded examples trained on."""
-    from train.chat import Chat, resolve_model
+    """Chat with a trained model (a run directory or a model folder). /reset clears, /exit quits. With --base,
+    the untouched base instead (given the run's persona, so before and after are asked alike). With --retrieve,
+    each question goes to the model with the top sections of the run's dataset/documents/, in the prompt format
+    the grounded examples trained on."""
+    from curate.errors import InputError
+    from train.chat import Chat, base_model, resolve_model
 
-    model_dir, persona, dataset = resolve_model(path)
+    if path is None and base is None:
+        raise InputError("give a run directory (or a model folder), or --base NAME for an untouched base model")
+    model_dir, persona, dataset = resolve_model(path) if path is not None else (None, None, None)
+    if base is not None:
+        model_dir = base_model(base, model_dir)
     system = system if system is not None else persona
     retriever = None
     if retrieve:
-        from curate.errors import InputError
         from curate.retrieval import Retriever
 
         if dataset is None:
@@ -212,7 +224,9 @@ def chat(
         click.echo(ask(start, prompt)[0])
         return
     console = make_console()
-    console.print(f"chatting with [bold]{model_dir}[/]; /reset clears the conversation, /exit or Ctrl-D quits")
+    console.print(
+        f"chatting with [bold]{model_dir}[/]; /reset clears the conversation, /exit or Ctrl-D quits", soft_wrap=True
+    )
     history = list(start)
     while True:
         try:
