@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -82,6 +83,10 @@ def test_init_then_dry_run_then_curate_then_inspect(cli, in_tmp):
     run = cli("curate", "recipe.yaml")
     assert run.exit_code == 0, run.output
     assert "qa" in run.output and "runs/docs/dataset" in run.output
+    # not a terminal: each step is a plain line when it starts and when it ends (tests/test_progress.py)
+    started = re.findall(r"^\d\d:\d\d:\d\d (\S+): .*started$", run.output, re.M)
+    ended = re.findall(r"^\d\d:\d\d:\d\d (\S+): .*done in \dm\d\ds$", run.output, re.M)
+    assert len(started) >= 10 and started == ended
     dry = cli("curate", "recipe.yaml", "--dry-run")
     assert "done (resumes)" in dry.output
     shown = cli("inspect", "runs/docs", "--sample", "5")

@@ -87,6 +87,8 @@ def test_run_end_to_end_resumes_after_a_kill_in_each_phase(tmp_path):
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3/3 eval" in done.stdout and "reused" in done.stdout and "behaviour targets met" in done.stdout
+    for tag in ("trained", "base", "prompted"):  # stdout is a pipe: each model's evaluation is a plain line or more
+        assert re.search(rf"^\d\d:\d\d:\d\d eval {tag}: \d+/\d+, done in \dm\d\ds$", done.stdout, re.M), tag
     # Where the time went: each phase, and the evaluation by model.
     flat = " ".join(done.stdout.replace("│", " ").split())
     assert re.search(r"curate \d+s, train \d+s, eval \d+s \(trained \d+s, base \d+s, prompted \d+s\)", flat), flat

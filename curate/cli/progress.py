@@ -1,30 +1,136 @@
-"""Rich progress and result tables: the curation's steps and summary, training (preflight, a bar with the loss)
-and evaluation (a bar per model, the table against the baseline)."""
+"""Progress and result tables: the curation's steps and summary, training (preflight, a bar with the loss) and
+evaluation (a bar per model, the table against the baseline).
+
+In a terminal, rich bars. Anywhere else (a CI log, ``| tee run.log``, ``nohup``) a bar would print nothing until
+it ends, so ``progress_display`` gives ``LineProgress`` instead: a plain line when a phase starts, every
+``$GRISTMILL_PROGRESS_SECONDS`` (30) while it runs, whether or not it moved, and when it ends.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from curate.steps import Reporter, StepStat
 
 
+def progress_display(console, title: str, note: str = ""):
+    """A rich ``Progress`` whose lines read ``title`` and ``note`` (format strings of ``task``) in a terminal,
+    else a ``LineProgress`` that writes the same as plain lines; both take the calls gristmill makes."""
+    if not console.is_terminal:
+        return LineProgress(console, title, note)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    return Progress(*columns, *([TextColumn(note)] if note else []), console=console)
+
+
+@dataclass
+class _Task:
+    description: str
+    total: float | None
+    fields: dict
+    completed: float = 0
+    began: float = field(default_factory=time.monotonic)
+    done: bool = False
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class LineProgress:
+    """The part of rich's ``Progress`` gristmill uses, as plain lines for a console that is not a terminal: a line
+    when a task starts, then every ``interval`` seconds from a timer (a long step or a model conversion still
+    says it is alive), and one when it completes, each with the step and total, the rate and the ETA."""
+
+    def __init__(self, console, title: str, note: str = "", interval: float | None = None) -> None:
+        self.console, self.title, self.note = console, title, note
+        self.interval = interval or float(os.environ.get("GRISTMILL_PROGRESS_SECONDS") or 30)
+        self.tasks: list[_Task] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    def __enter__(self) -> LineProgress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._timer = threading.Thread(target=self._tick, name="gristmill-progress", daemon=True)
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                for task in self.tasks:
+                    if not task.done:
+                        self._line(task)
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        with self._lock:
+            self.tasks.append(_Task(description, total, fields))
+            self._line(self.tasks[-1], "started")
+            return len(self.tasks) - 1
+
+    def reset(self, task_id: int, total: float | None = None, **fields) -> None:
+        with self._lock:
+            old = self.tasks[task_id]
+            self.tasks[task_id] = _Task(old.description, total, {**old.fields, **fields})
+            self._line(self.tasks[task_id], "started")
+
+    def update(self, task_id: int, *, completed: float | None = None, total: float | None = None, **fields) -> None:
+        with self._lock:
+            task = self.tasks[task_id]
+            task.total = total if total is not None else task.total
+            task.completed = completed if completed is not None else task.completed
+            task.fields.update(fields)
+            self._finish_if_complete(task)
+
+    def advance(self, task_id: int, n: float = 1) -> None:
+        with self._lock:
+            task = self.tasks[task_id]
+            task.completed += n
+            self._finish_if_complete(task)
+
+    def _finish_if_complete(self, task: _Task) -> None:
+        if task.total and task.completed >= task.total and not task.done:
+            task.done = True
+            self._line(task, f"done in {_duration(time.monotonic() - task.began)}")
+
+    def _line(self, task: _Task, state: str | None = None) -> None:
+        title = " ".join(self.title.format(task=task).split())
+        note = " ".join(self.note.format(task=task).split()) if self.note else ""
+        elapsed = time.monotonic() - task.began
+        if state is None:  # still running
+            state = f"{_duration(elapsed)} elapsed"
+            if task.total and task.completed and elapsed > 0:
+                rate = task.completed / elapsed
+                state += f", {rate:.3g}/s, ETA {_duration((task.total - task.completed) / rate)}"
+        count = f"{task.completed:g}" if task.completed or task.total else ""
+        count += f"/{task.total:g}" if task.total else ""
+        parts = [p for p in (count, note, state) if p]
+        self.console.print(f"{time.strftime('%H:%M:%S')} {title}: {', '.join(parts)}", markup=False, soft_wrap=True)
+
+
 class RichReporter(Reporter):
-    """One progress line per step: a bar while it runs, then rows in and out."""
+    """One progress line per step: a bar while it runs, then rows in and out (plain lines outside a terminal)."""
 
     def __init__(self, console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[note]}"),
-            console=console,
-        )
+        self.progress = progress_display(console, "{task.description:<28}", "{task.fields[note]}")
         self.task = None
 
     def __enter__(self) -> RichReporter:
@@ -138,23 +244,29 @@ _COLOUR = {"improved": "green", "held": "green", "unclear": "yellow", "regressed
 
 def train_with_progress(console, path: Path, overrides: list[str], *, resume: bool, preflight_only: bool):
     """Train with the preflight table, a progress bar with the loss, and a closing line."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
     from rich.text import Text
 
     from train.sft import train_model
 
-    with Progress(
-        TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"),
-        console=console,
-    ) as progress:  # fmt: skip
+    with progress_display(console, "train", "{task.fields[loss]}") as progress:
         task = progress.add_task("train", total=None, loss="")
+        first: list[tuple[float, float]] = []  # (when, tokens) of the first log with a token count
 
         def on_progress(step: int, total: int, last: dict) -> None:
             loss = f"loss {last['loss']:.3f}" if "loss" in last else ""
             if "rewards/margins" in last:  # preference tuning (DPO) after SFT
                 loss += f", reward margin {last['rewards/margins']:.2f}"
+            if last.get("num_tokens"):
+                first[:] = first or [(time.monotonic(), last["num_tokens"])]
+                seconds = time.monotonic() - first[0][0]
+                if seconds > 0 and last["num_tokens"] > first[0][1]:
+                    loss += f", {(last['num_tokens'] - first[0][1]) / seconds:.0f} tokens/s"
             progress.update(task, completed=step, total=total or None, loss=loss)
+
+        def notify(message: str) -> None:
+            progress.console.print(f"[dim]{message}[/]")
+            progress.update(task, loss=message)  # a conversion or the base's answers: what the wait is for
 
         def on_preflight(report) -> None:
             if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch or torchrun, one process reports
@@ -174,7 +286,7 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
             resume=resume,
             on_progress=on_progress,
             on_preflight=on_preflight,
-            notify=lambda message: progress.console.print(f"[dim]{message}[/]"),
+            notify=notify,
         )
     if int(os.environ.get("RANK", "0")) != 0:
         return result
@@ -220,7 +332,6 @@ def eval_with_progress(
     """Evaluate with a progress bar and print the table; settings default to the dataset's recipe. ``endpoints``
     are served models to score too (EndpointSection), besides the recipe's ``eval.endpoints``."""
     import yaml
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from curate.recipe import LLMSection
     from curate.retrieval import Retriever
@@ -251,10 +362,7 @@ def eval_with_progress(
         judge = None
         if section.judge == "llm":  # the recipe's llm endpoint labels every answer, through the run's request cache
             judge = _llm_judge(stack, resolved, dataset_dir)
-        progress = stack.enter_context(Progress(
-            TextColumn("eval {task.fields[tag]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console,
-        ))  # fmt: skip
+        progress = stack.enter_context(progress_display(console, "eval {task.fields[tag]}"))
         task = progress.add_task("eval", total=None, tag="")
 
         def on_phase(tag: str, total: int) -> None:
