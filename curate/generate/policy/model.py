@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from curate.config import Strict, read_yaml, validate_section, yaml_lines
+from curate.errors import RecipeError
 
 _FORMATTER = string.Formatter()
 
@@ -161,7 +162,29 @@ def check_twin(twin: Twin, requests: list[str], where: str, what: str) -> None:
         raise ValueError(f"{where}.slots has no values for {missing[0]!r}, which its requests use; add them")
 
 
+PLACEHOLDER = "<FILL IN"  # the marker of text `gristmill init` leaves for a person to write
+
+
+def _placeholders(value, where: str = "") -> list[str]:
+    """The key paths of strings that still hold a placeholder."""
+    if isinstance(value, str):
+        return [where] if PLACEHOLDER in value.upper() else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _placeholders(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, list):
+        return [p for n, v in enumerate(value) for p in _placeholders(v, f"{where}.{n}")]
+    return []
+
+
 def load_policy(path: str) -> Policy:
-    """Read and validate a policy file; a RecipeError names the file and every problem."""
+    """Read and validate a policy file; a RecipeError names the file and every problem. A policy that still
+    holds a ``<FILL IN ...>`` of ``gristmill init`` is refused: a model must never learn placeholder text."""
     raw = read_yaml(Path(path), f"policy file {path!r} does not exist; see sample_data/policies/guardrails.yaml")
+    left = _placeholders(raw)
+    if left:
+        shown = ", ".join(left[:6]) + (f" and {len(left) - 6} more" if len(left) > 6 else "")
+        raise RecipeError(
+            f"{path}: {len(left)} placeholder(s) to fill in ({shown}); replace each <FILL IN ...> with your own "
+            "text, or comment out the policy kinds (refusal, benign_near_miss, abstain) in the recipe"
+        )
     return validate_section(Policy, raw, path, positions=yaml_lines(Path(path).read_text(encoding="utf-8")))
