@@ -50,18 +50,17 @@ class Blocklist(Strict):
     def pattern(self) -> re.Pattern | None:
         if not self.terms:
             return None
-        alternatives = sorted((re.escape(t) for t in self.terms), key=len, reverse=True)
+        # a space of a term matches any run of whitespace: a term wrapped across two lines is still found
+        alternatives = sorted((r"\s+".join(map(re.escape, t.split())) for t in self.terms), key=len, reverse=True)
         return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
     def find(self, text: str) -> list[str]:
         """The blocked terms ``text`` mentions, as listed (not as written), in first-seen order."""
         if self.pattern is None:
             return []
-        by_lower = {t.lower(): t for t in self.terms}
-        found = dict.fromkeys(by_lower.get(m.group(0).lower(), m.group(0)) for m in self.pattern.finditer(text))
-        return list(found)
+        return list(dict.fromkeys(self.term_of(m.group(0)) for m in self.pattern.finditer(text)))
 
-    def redact(self, text: str, placeholder: str) -> tuple[str, int]:
-        if self.pattern is None:
-            return text, 0
-        return self.pattern.subn(placeholder, text)
+    def term_of(self, written: str) -> str:
+        """The listed term a match stands for ("project  bluebird" is "Project Bluebird")."""
+        by_words = {" ".join(t.lower().split()): t for t in self.terms}
+        return by_words.get(" ".join(written.lower().split()), written)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,61 @@ def _ratio_targets(counts: Counter, ratios: dict[str, float]) -> dict[str, int]:
     return {k: min(counts[k], math.floor(total * r / total_ratio + 1e-9)) for k, r in present.items()}
 
 
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]*)>")  # what pii.redact leaves: <EMAIL>, <PHONE>, <NAME>, ...
+
+
+def public_contacts(allow: list[str]) -> dict[str, str]:
+    """{"EMAIL": ..., "PHONE": ...}: the first address and number among the strings pii.redact allows (the
+    company's public support contacts), which an answer may give where its document had a redacted one."""
+    out: dict[str, str] = {}
+    for value in allow:
+        if "@" in value:
+            out.setdefault("EMAIL", value)
+        elif re.fullmatch(r"\+?[\d][\d ().-]{5,}\d", value):
+            out.setdefault("PHONE", value)
+    return out
+
+
+def natural_response(example: dict[str, Any], contacts: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+    """(the example with assistant turns that teach no placeholder, None), or (the example, why) when that cannot
+    be: an <EMAIL> or <PHONE> becomes the public contact, other sentences naming a placeholder are removed. A JSON
+    answer keeps a placeholder its prompt holds (extraction copies its input) and is refused for any other."""
+    from curate.text import drop_sentences, strip_fence
+
+    turns = [m for m in example["messages"] if m["role"] == "assistant" and PLACEHOLDER.search(m["content"])]
+    if not turns:
+        return example, None
+    prompt = "\n".join(m["content"] for m in example["messages"] if m["role"] != "assistant")
+    edits, messages = [], []
+    for m in example["messages"]:
+        if m not in turns:
+            messages.append(m)
+            continue
+        named = sorted({p.group(0) for p in PLACEHOLDER.finditer(m["content"])})
+        try:
+            json.loads(strip_fence(m["content"]))
+        except ValueError:
+            pass
+        else:
+            unseen = [p for p in named if p not in prompt]
+            if unseen:
+                return example, f"the JSON answer writes {', '.join(unseen)}, which its prompt does not hold"
+            messages.append(m)
+            continue
+        text = PLACEHOLDER.sub(lambda p: contacts.get(p.group(1), p.group(0)), m["content"])
+        edits += [f"{p} -> {contacts[p[1:-1]]}" for p in named if p[1:-1] in contacts]
+        fixed = drop_sentences(text, PLACEHOLDER)
+        if fixed != text:
+            edits.append(f"sentences with {', '.join(p for p in named if p[1:-1] not in contacts)} removed")
+        if not fixed.strip():
+            return example, f"every sentence of the answer names {', '.join(named)}; none reads without it"
+        messages.append({**m, "content": fixed})
+    if not edits:  # JSON answers that copy their input's placeholders
+        return example, None
+    meta = {**json.loads(example.get("meta") or "{}"), "response_edited": edits}
+    return {**example, "messages": messages, "meta": json.dumps(meta, ensure_ascii=False)}, None
+
+
 def response_of(example: dict[str, Any]) -> str:
     return "\n".join(m["content"] for m in example["messages"] if m["role"] == "assistant")
 
@@ -92,16 +148,18 @@ def _held_for_test(example: dict[str, Any]) -> bool:
 
 
 def mix_examples(
-    examples: list[dict[str, Any]], mix, seed: int, blocklist=None
+    examples: list[dict[str, Any]], mix, seed: int, blocklist=None, contacts: dict[str, str] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(kept examples in their original order, reject envelopes): exact duplicates, review exclusions,
-    responses naming a blocked term, near-duplicate prompts within a kind, then ratios and caps on the examples
-    that may train (a generator's held-out test examples are never capped)."""
+    responses naming a blocked term or teaching a placeholder (``natural_response``, with the public
+    ``contacts``), near-duplicate prompts within a kind, then ratios and caps on the examples that may train (a
+    generator's held-out test examples are never capped)."""
     rejects: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     first: dict[str, str] = {}
     excluded = load_exclude_ids(mix.exclude_ids)
     for ex in examples:
+        ex, placeholder = natural_response(ex, contacts or {})
         blocked = blocklist.find(response_of(ex)) if blocklist else []
         if ex["id"] in first:
             rejects.append(
@@ -109,6 +167,9 @@ def mix_examples(
             )
         elif ex["id"] in excluded:
             rejects.append(example_reject(ex, "excluded_by_review", "listed in mix.exclude_ids"))
+            first[ex["id"]] = ex["kind"]
+        elif placeholder:
+            rejects.append(example_reject(ex, "placeholder_in_response", placeholder))
             first[ex["id"]] = ex["kind"]
         elif blocked:
             rejects.append(

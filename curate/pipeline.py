@@ -212,13 +212,14 @@ def _rows_in(step: PlannedStep) -> int:
 
 def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter, wall, runtime) -> CurateResult:
 
-    from curate.mix import mix_examples
+    from curate.mix import mix_examples, public_contacts
     from curate.split import split_examples
 
     start = time.perf_counter()
     reporter.step_started("mix+split", None)
     generated = Counter(ex["kind"] for ex in examples)
-    mixed, mix_rejects = mix_examples(examples, recipe.mix, recipe.seed, recipe.blocklist)
+    allowed = [a for stage, config in recipe.resolved_stages if stage.name == "pii.redact" for a in config.allow]
+    mixed, mix_rejects = mix_examples(examples, recipe.mix, recipe.seed, recipe.blocklist, public_contacts(allowed))
     train, test, notes, split_rejects = split_examples(mixed, recipe.split, recipe.seed)
     mix_rejects += split_rejects
     mix_stat = StepStat(

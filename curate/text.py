@@ -169,3 +169,34 @@ def markdown_blocks(text: str) -> list[Block]:
         i += 1
     flush_para()
     return blocks
+
+
+_STRUCTURAL = re.compile(r" {0,3}(?:#{1,6}\s|\||```|~~~)")
+_ITEM = re.compile(r"\s*(?:[-*+]\s+|\d{1,3}[.)]\s+|>\s*)")
+
+
+def drop_sentences(text: str, pattern: re.Pattern) -> str:
+    """``text`` without the sentences ``pattern`` finds in, every other line kept as it is. A paragraph's lines
+    are read as one (a sentence may wrap); a list item or quote keeps its marker; a heading, table row or fence
+    line that matches goes whole; a paragraph or item left empty goes."""
+    lines, out, i = text.split("\n"), [], 0
+
+    def plain(n: int) -> bool:
+        line = lines[n] if n < len(lines) else ""
+        return bool(line.strip()) and not _STRUCTURAL.match(line) and not _ITEM.match(line)
+
+    while i < len(lines):
+        j = i + 1
+        if plain(i):
+            while plain(j):
+                j += 1  # the rest of a plain paragraph
+        group, i = lines[i:j], j
+        if not pattern.search(" ".join(group)):  # a term may wrap from one line to the next
+            out += group
+        elif not _STRUCTURAL.match(group[0]):
+            marker = _ITEM.match(group[0])
+            prefix = marker.group(0) if marker and marker.group(0).strip() else ""
+            kept = [s for s in split_sentences(" ".join(group)[len(prefix) :]) if not pattern.search(s)]
+            if kept:
+                out.append(prefix + " ".join(kept))
+    return "\n".join(out)

@@ -138,7 +138,11 @@ def test_blocklisted_terms_never_appear_in_responses_or_documents(sample):
     for e in sample["train"] + sample["test"]:
         assert not pattern.search(e["messages"][-1]["content"]), e["id"]
     assert not any(pattern.search(d["text"]) for d in sample["documents"])
-    assert any("<BLOCKED>" in d["text"] for d in sample["documents"])  # redacted, not dropped
+    # redacted as text that reads naturally: the sentence naming the code name went, the document stayed
+    overview = [d["text"] for d in sample["documents"] if "80 percent of the fabrics" in d["text"]]
+    assert overview and "developed internally" not in overview[0]
+    placeholder = re.compile(r"<[A-Z][A-Z_]*>")  # <BLOCKED>, <EMAIL>: nothing a model is taught to write
+    assert not [e["id"] for e in sample["train"] + sample["test"] if placeholder.search(e["messages"][-1]["content"])]
     # Competitors do appear in refusal *requests*: the model must learn to refuse them.
     assert any(pattern.search(prompt_of(e)) for e in sample["train"] if e["kind"] == "refusal")
 
@@ -339,14 +343,22 @@ def test_blocklist_stage_actions(action):
 
     stage = get_stage("filter.blocklist")
     rows = [
-        new_document(doc_id=f"d{i}", ordinal=i, text=t, source="a.md", title="T", meta={})
-        for i, t in enumerate(["Better than Orion Gear's tents.", "Orionid meteors."])
-    ]
+        new_document(doc_id=f"d{i}", ordinal=i, text=t, source="a.md", title=title, meta={})
+        for i, (t, title) in enumerate([("We make tents. Better than Orion\nGear's tents.", "Orion Gear"),
+                                        ("Orionid meteors.", "T")])
+    ]  # fmt: skip
     kept, rejects = run_stage_in_memory(stage, stage.config(terms=["orion gear"], action=action), rows)
     if action == "drop":
         assert [r["doc_id"] for r in kept] == ["d1"] and rejects[0]["_reject_reason"] == "blocked_term"
-    elif action == "redact":
-        assert kept[0]["text"] == "Better than <BLOCKED>'s tents." and kept[1]["text"] == "Orionid meteors."
+    elif action == "redact":  # what trains reads as text: the sentence goes, or the term becomes words
+        assert kept[0]["text"] == "We make tents." and kept[1]["text"] == "Orionid meteors." and not rejects
+        assert kept[0]["title"] == ""
+        for config, words in [({"replacement": "a rival"}, "a rival"), ({"replacements": {"Orion Gear": "X"}}, "X")]:
+            kept, _ = run_stage_in_memory(stage, stage.config(terms=["orion gear"], action=action, **config), rows)
+            assert kept[0]["text"] == f"We make tents. Better than {words}'s tents."
+        for placeholder in ("<BLOCKED>", "[REDACTED]", " "):
+            with pytest.raises(ValueError, match="would train the model to write a placeholder"):
+                stage.config(terms=["orion gear"], replacement=placeholder)
     else:
         assert json.loads(kept[0]["labels"])["blocked_terms"] == ["orion gear"] and not rejects
 

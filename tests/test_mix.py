@@ -163,3 +163,40 @@ def test_responses_naming_a_blocked_term_are_rejected():
     kept, rejects = mix_examples([good, bad], MixSection(), seed=0, blocklist=Blocklist(terms=["Orion Gear"]))
     assert [e["id"] for e in kept] == ["qa-1"]
     assert rejects[0]["reason"] == "blocked_term" and "'Orion Gear'" in rejects[0]["detail"]
+
+
+def test_no_answer_teaches_a_placeholder():
+    """An <EMAIL> the model is taught to write is a defect: it becomes the allowed public contact, a sentence with
+    any other placeholder goes, and an answer that is nothing else is rejected with its reason."""
+    from curate.mix import public_contacts
+
+    contacts = public_contacts(["returns@acme.example", "1-800-555-0142", "Acme Outdoor"])
+    assert contacts == {"EMAIL": "returns@acme.example", "PHONE": "1-800-555-0142"}
+
+    def answer(i: int, text: str, prompt: str = "How do I return a tent?", kind: str = "qa") -> dict:
+        e = ex(i, kind)
+        e["messages"] = [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
+        return e
+
+    examples = [
+        answer(0, "Write to <EMAIL> or call <PHONE>. Ask <NAME> for a label.\nRefunds take a week."),
+        answer(1, "Ask <NAME>."),
+        answer(2, '{"customer": "<NAME>", "issue": "zip"}', "Ticket from <NAME>: the zip broke.", "extract_json"),
+        answer(3, '{"customer": "<NAME>", "issue": "zip"}', "Ticket: the zip broke.", "extract_json"),
+    ]
+    kept, rejects = mix_examples(examples, MixSection(), 13, contacts=contacts)
+    fixed = "Write to returns@acme.example or call 1-800-555-0142. Refunds take a week."  # a paragraph's lines join
+    assert kept[0]["messages"][-1]["content"] == fixed
+    assert json.loads(kept[0]["meta"])["response_edited"] == [
+        "<EMAIL> -> returns@acme.example",
+        "<PHONE> -> 1-800-555-0142",
+        "sentences with <NAME> removed",
+    ]
+    assert kept[1]["messages"] == examples[2]["messages"]  # extraction copies the placeholder its input holds
+    assert {r["id"]: r["detail"] for r in rejects} == {
+        examples[1]["id"]: "every sentence of the answer names <NAME>; none reads without it",
+        examples[3]["id"]: "the JSON answer writes <NAME>, which its prompt does not hold",
+    }
+    assert {r["reason"] for r in rejects} == {"placeholder_in_response"}
+    without, _ = mix_examples(examples[:1], MixSection(), 13)  # no public contact allowed: the sentence goes
+    assert without[0]["messages"][-1]["content"] == "Refunds take a week."
