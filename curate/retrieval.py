@@ -27,7 +27,7 @@ from typing import Any
 
 import regex
 
-from curate.text import count_words, split_sentences
+from curate.text import count_words, markdown_blocks, split_sentences
 
 GROUNDED_PROMPT = "prompt.grounded_user"
 EXCERPT_WORDS = 120  # the grounded generators' default excerpt_words
@@ -158,15 +158,36 @@ class SectionIndex:
 
 
 def excerpt(row: dict[str, Any], max_words: int) -> str:
-    """The row's text cut to ``max_words`` words at a sentence end (a first sentence longer than that, by words)."""
+    """The row's text cut to ``max_words`` words at a sentence end, or after a table row (a first sentence longer
+    than that, by words). Blocks keep their lines: a table stays a table, a list a list."""
     if count_words(row["text"]) <= max_words:
         return row["text"]
     kept: list[str] = []
-    for sentence in split_sentences(row["text"]):
-        if count_words(" ".join([*kept, sentence])) > max_words:
-            break
-        kept.append(sentence)
-    return " ".join(kept) if kept else " ".join(row["text"].split()[:max_words])
+    left = max_words
+    for block in markdown_blocks(row["text"]):
+        if block.words <= left:
+            kept.append(block.text)
+            left -= block.words
+            continue
+        if block.kind == "table":  # the header, its rule and the rows that fit
+            lines = block.text.split("\n")
+            left -= count_words(lines[0])
+            rows = [line for line in lines[2:] if (left := left - count_words(line)) >= 0] or (
+                lines[2:3] if not kept else []  # a table whose first row is already too long: that row
+            )
+            if rows:
+                kept.append("\n".join([*lines[:2], *rows]))
+        elif block.kind == "paragraph":
+            sentences = []
+            for sentence in split_sentences(block.text):
+                if count_words(sentence) > left:
+                    break
+                sentences.append(sentence)
+                left -= count_words(sentence)
+            if sentences:
+                kept.append(" ".join(sentences))
+        break
+    return "\n\n".join(kept) if kept else " ".join(row["text"].split()[:max_words])
 
 
 def excerpt_source(row: dict[str, Any]) -> str:

@@ -112,7 +112,7 @@ def test_stages_and_templates_list_everything(cli):
         assert ref in out
     assert "persona" in out and "per_doc" in out
     out = cli("templates").output
-    assert "qa.what_about@2" in out and "persona.who_are_you@2" in out
+    assert "qa.what_about@3" in out and "persona.who_are_you@2" in out
 
 
 def test_render_shows_messages_and_keeps_text_literal(cli, in_tmp):

@@ -70,8 +70,13 @@ def test_sample_run_has_every_kind_with_the_persona(sample_run):
     qa = [e for e in train if e["kind"] == "qa"]
     assert len({e["messages"][1]["content"] for e in qa}) > 0.8 * len(qa), "questions are varied"
     docs = {d["id"]: d for d in jsonl(result.dataset_dir / "documents" / "documents.jsonl")}
-    for e in qa:  # grounded: the answer quotes the source section
-        assert docs[e["source_ids"][0]]["text"] in e["messages"][2]["content"]
+    for e in qa:  # grounded: the answer quotes the source section, or the sentences of it a fact question asks
+        section, answer = docs[e["source_ids"][0]]["text"], e["messages"][2]["content"]
+        answer = answer.split(":\n\n", 1)[1] if answer.startswith("According to ") else answer  # qa.explain
+        if json.loads(e["meta"]).get("fact") == "table":  # a cell, said as a sentence
+            answer = answer.rstrip(".").rsplit(" is ", 1)[-1].rsplit(": ", 1)[-1]
+        assert (answer in section) if json.loads(e["meta"]).get("fact") else (section in answer), e["id"]
+    assert sum(bool(json.loads(e["meta"]).get("fact")) for e in qa) >= 5  # facts asked for, not only headings
     behaviours = json.loads((result.dataset_dir / "behaviours.json").read_text())
     assert behaviours["persona"]["name"] == "Ada"
 

@@ -11,6 +11,8 @@ from tests.conftest import write
 
 VALUES = {
     "title": "Returns Policy",
+    "title_ref": "the Returns Policy",
+    "mention_title": True,
     "section": "Returns Policy > Refund window",
     "heading": "Refund window",
     "topic": "Refund window",
@@ -59,7 +61,7 @@ def test_every_shipped_template_renders_for_its_kind():
 
 def test_document_text_is_data_not_template_code():
     spec = load_templates()["qa.what_about"]
-    turns = Renderer().render(spec, {**VALUES, "variant": 0})
+    turns = Renderer().render(spec, {**VALUES, "answer": VALUES["text"], "variant": 0})
     assert turns["assistant"] == "Refunds take 5 to 10 days. {{ 7*7 }} {% raw %}"
     assert "49" not in turns["assistant"]
 

@@ -17,9 +17,9 @@ assert curate.__file__.startswith(SITE), curate.__file__
 root = builtin_templates_dir()
 assert str(root).startswith(SITE), root
 templates = load_templates()
-assert {"qa.what_about", "summary.lead", "persona.who_are_you"} <= set(templates), sorted(templates)
-values = {"title": "T", "topic": "x", "text": "Body.", "summary": "S.", "variant": 0}
-assert Renderer().render(templates["summary.lead"], values)["assistant"] == "S."
+assert {"qa.what_about", "summary.central", "persona.who_are_you"} <= set(templates), sorted(templates)
+values = {"title_ref": "the guide", "topic": "x", "text": "Body.", "summary": "S.", "variant": 0}
+assert Renderer().render(templates["summary.central"], values)["assistant"] == "S."
 print("OK", len(templates), root)
 """
 

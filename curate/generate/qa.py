@@ -1,4 +1,9 @@
-"""qa: closed-book questions built from a section's heading path and title; the answer is the section text.
+"""qa: closed-book questions about a section; the answer comes from the section's own text.
+
+Offline, a question reads as a person would write it (phrasing.py): the heading cased as the text writes it, the
+document named with the right article, and where the section states a fact clearly (a number, a definition, a
+procedure, a table cell) the question asks for that fact and the answer is the sentences that state it. Each
+section's other training question, and its test question, ask about its topic and are answered with the section.
 
 Closed book, a question about a document training never showed can only be answered by inventing. So qa makes
 nothing from held-out documents, and tests on *held-out question templates* (a seeded ``holdout`` share of the
@@ -18,6 +23,7 @@ from curate.generate.base import (
     register_generator,
     section_topic,
 )
+from curate.generate.phrasing import Truecaser, names_title, section_facts, title_ref, topic_phrase
 from curate.text import count_words, split_sentences
 
 
@@ -50,57 +56,89 @@ PAIRS = {
 }
 
 
-def qa_variables(row: dict, config: QAConfig) -> dict | None:
+def qa_variables(row: dict, config: QAConfig, casing: Truecaser | None = None) -> dict | None:
+    """The template variables of a section; ``casing`` is read from every document (the row alone without it).
+    ``facts`` are the questions its text answers with a few sentences (phrasing.section_facts)."""
     if count_words(row["text"]) < config.min_words:
         return None
+    casing = casing or Truecaser([row["text"]])
     topic = section_topic(row)
     path = row["section"].split(" > ") if row["section"] else []
     heading = " > ".join(path[1:] if path and path[0] == row["title"] else path)
     return {
         "title": row["title"],
+        "title_ref": title_ref(row["title"], casing),  # "the employee handbook", 'the "How We Work" page'
+        "mention_title": bool(heading) and not names_title(topic, row["title"]),
         "section": row["section"],
         "heading": heading,
-        "topic": topic,
+        "topic": topic_phrase(topic, casing),
         # FAQ-style headings are already the question a user would ask.
         "question": topic if topic.endswith("?") else "",
+        "answer": row["text"],
         "is_intro": not heading,
         "text": row["text"],
         "lead": " ".join(split_sentences(row["text"].split("\n\n")[0])[:2]),
         "source": row["source"],
         "doc_id": row["doc_id"],
+        "facts": [] if topic.endswith("?") else section_facts(topic, row["text"], casing),
     }
 
 
 @register_generator(
     "qa",
     config=QAConfig,
-    variables={"title", "section", "heading", "topic", "question", "is_intro", "text", "lead", "source", "doc_id"},
+    variables={
+        "title",
+        "title_ref",
+        "mention_title",
+        "section",
+        "heading",
+        "topic",
+        "question",
+        "answer",
+        "is_intro",
+        "text",
+        "lead",
+        "source",
+        "doc_id",
+    },
     row_variables=qa_variables,
 )
 def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
-    """Questions from heading path and title; the answer is the section text, grounded in the document."""
+    """Per section: training questions about the facts its text states (each answered with the sentences that
+    state it) and one about its topic (answered with the section), and a test question about its topic in a
+    held-out template's words, which the topic question's training answer covers."""
     if config.uses_llm():
         return _llm_qa(ctx, config)
     held = ctx.held_question_templates()
     train_specs = [s for s in specs if s.name not in held]
     test_specs = [s for s in specs if s.name in held]
+    casing = Truecaser(d["text"] for d in ctx.documents)
     out = []
     for row in ctx.training_documents(config):
-        variables = qa_variables(row, config)
+        variables = qa_variables(row, config, casing)
         if variables is None:
             continue
         rng = ctx.rng("qa", row["id"])
+        facts = variables.pop("facts")
         chosen = [(s, False) for s in pick(rng, train_specs, config.per_doc)] + [
             (s, True) for s in pick(rng, test_specs, 1)
         ]
-        for spec, test in chosen:
+        # facts go to training templates that ask a given question; one training question asks the topic
+        askers = [n for n, (s, test) in enumerate(chosen) if not test and "question" in s.requires]
+        topical = sum(not test for _, test in chosen) - len(askers)
+        given = dict(zip(askers[: len(askers) - (topical == 0)], facts, strict=False))
+        for n, (spec, test) in enumerate(chosen):
+            fact = given.get(n)
+            asked = {"question": fact.question, "answer": fact.answer} if fact else {}
             example = ctx.example(
                 "qa",
                 spec,
-                {**variables, "variant": rng.randrange(1_000_000)},
+                {**variables, **asked, "variant": rng.randrange(1_000_000)},
                 source_ids=[row["id"]],
                 group=row["doc_id"],
-                meta={"section": row["section"], "holdout": test, "closed_book": True},
+                meta={"section": row["section"], "holdout": test, "closed_book": True}
+                | ({"fact": fact.kind} if fact else {}),
             )
             if example:
                 out.append(example)

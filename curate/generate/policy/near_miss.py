@@ -11,6 +11,8 @@ step by step how to pitch the tent in wind" beside "... how to start a wildfire"
 
 from __future__ import annotations
 
+import itertools
+
 from pydantic import Field
 
 from curate.generate.base import GenerateContext, register_generator
@@ -39,13 +41,20 @@ def relevant_sentences(text: str, query: str, n: int | None) -> str:
     list items and code count as one sentence each. The whole text when it has no more than ``n``."""
     if n is None:
         return text
-    pieces = [s for block in markdown_blocks(text) for s in _sentences(block)]
+    located = [(b, s) for b, block in enumerate(markdown_blocks(text)) for s in _sentences(block)]
+    pieces = [s for _, s in located]
     if len(pieces) <= n:
         return text
     wanted = {w for w in words(query) if w not in STOP_WORDS}
     scores = [(len(wanted & set(words(p))), -i) for i, p in enumerate(pieces)]
     keep = sorted(sorted(range(len(pieces)), key=lambda i: scores[i], reverse=True)[:n])
-    return " ".join(pieces[i] for i in keep)
+    # sentences of one paragraph run on; a table, a list item or another paragraph starts on its own lines, so a
+    # quoted table stays a table
+    out = pieces[keep[0]]
+    for prev, i in itertools.pairwise(keep):
+        same = located[prev][0] == located[i][0] and "\n" not in pieces[i] and not pieces[i].startswith("|")
+        out += (" " if same else "\n\n") + pieces[i]
+    return out
 
 
 def _sentences(block) -> list[str]:
