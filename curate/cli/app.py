@@ -17,9 +17,15 @@ SET_HELP = (
 
 
 def make_console(stderr: bool = False):
+    """A rich console; written to a log (not a terminal, no COLUMNS), 140 columns wide rather than rich's 80, so
+    the result tables keep their words whole."""
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, highlight=False, width=140 if wide else None)
 
 
 def handle_errors(fn):
