@@ -299,6 +299,22 @@ def full_override(item: str) -> str:
     )
 
 
+def train_override(item: str) -> str:
+    """A ``--set`` of ``gristmill train``, read as on every command (``full_override``), where a train key is
+    never ambiguous (``model=`` is ``train.model``, ``seed=`` is ``train.seed``); a key of another section is an
+    error, since the data is already curated."""
+
+    if item.partition("=")[0].split(".", 1)[0] in TrainSection.model_fields:
+        return f"train.{item}"
+    full = full_override(item)
+    if not full.startswith("train."):
+        raise RecipeError(
+            f"--set {item!r}: train takes train.* keys; {full.partition('=')[0]} shapes the curated data, so "
+            "set it on `gristmill curate` or `gristmill run`"
+        )
+    return full
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     raw = read_yaml(path, f"recipe {str(path)!r} not found; write one with `gristmill init DOCS_DIR`")

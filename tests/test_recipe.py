@@ -93,20 +93,20 @@ def test_overrides_apply_before_validation():
 
 def test_every_command_takes_the_same_set_keys(tmp_path):
     """Before: `train --set sft.max_steps=20` worked and `run`/`curate --set sft.max_steps=20` failed."""
-    from train.sft import _train_override
+    from curate.recipe import train_override
 
     path = write(tmp_path / "r.yaml", yaml.safe_dump(BASE))
     for item in ("sft.max_steps=20", "train.sft.max_steps=20"):
         assert load_recipe(path, [item]).train.sft == {"max_steps": 20}  # curate and run
-        assert _train_override(item) == "train.sft.max_steps=20"  # train
+        assert train_override(item) == "train.sft.max_steps=20"  # train
     assert load_recipe(path, ["test_fraction=0.3"]).split.test_fraction == 0.3
     with pytest.raises(RecipeError, match=r"model is a key of llm and train; give the full path: llm\.model or"):
         load_recipe(path, ["model=smollm2-135m"])
-    assert _train_override("model=smollm2-135m") == "train.model=smollm2-135m"  # on train, a train key
+    assert train_override("model=smollm2-135m") == "train.model=smollm2-135m"  # on train, a train key
     with pytest.raises(RecipeError, match=r"no recipe key; give the full path .*did you mean split\.test_fraction"):
         load_recipe(path, ["test_fractoin=0.3"])
     with pytest.raises(RecipeError, match=r"train takes train\.\* keys; split\.test_fraction shapes the curated"):
-        _train_override("split.test_fraction=0.3")
+        train_override("split.test_fraction=0.3")
 
 
 def test_load_recipe_errors_name_the_file(tmp_path):

@@ -57,25 +57,8 @@ class TrainResult:
 def load_train_section(dataset_dir: Path, overrides: list[str]) -> tuple[TrainSection, dict[str, Any]]:
     resolved = yaml.safe_load((dataset_dir / "recipe.resolved.yaml").read_text(encoding="utf-8")) or {}
     raw = {"train": dict(resolved.get("train") or {})}
-    apply_overrides(raw, [_train_override(o) for o in overrides])
+    apply_overrides(raw, [o if o.startswith("train.") else f"train.{o}" for o in overrides])
     return validate_section(TrainSection, raw["train"], "train section", "train"), resolved
-
-
-def _train_override(item: str) -> str:
-    """A ``--set`` of ``train``, read as on every command (curate.recipe.full_override), where a train key is
-    never ambiguous (``model=`` is ``train.model``, ``seed=`` is ``train.seed``)."""
-    from curate.errors import RecipeError
-    from curate.recipe import full_override
-
-    if item.partition("=")[0].split(".", 1)[0] in TrainSection.model_fields:
-        return f"train.{item}"
-    full = full_override(item)
-    if not full.startswith("train."):
-        raise RecipeError(
-            f"--set {item!r}: train takes train.* keys; {full.partition('=')[0]} shapes the curated data, so "
-            "set it on `gristmill curate` or `gristmill run`"
-        )
-    return full
 
 
 def check_sft(sft: dict[str, Any]) -> None:

@@ -21,10 +21,12 @@ def train(path: Path, overrides: tuple[str, ...], preflight_only: bool, resume: 
     from curate.cli.progress import train_with_progress
     from curate.layout import RunLayout, RunLock
     from curate.output import check_dataset_dir
+    from curate.recipe import train_override
 
+    overrides = [train_override(o) for o in overrides]  # the same keys as on every command
     layout = RunLayout.of(check_dataset_dir(path))
     with RunLock(layout, "train"):
-        train_with_progress(make_console(), path, list(overrides), resume=resume, preflight_only=preflight_only)
+        train_with_progress(make_console(), path, overrides, resume=resume, preflight_only=preflight_only)
 
 
 @main.command()
