@@ -172,9 +172,10 @@ def excerpt(row: dict[str, Any], max_words: int) -> str:
         if block.kind == "table":  # the header, its rule and the rows that fit
             lines = block.text.split("\n")
             left -= count_words(lines[0])
-            rows = [line for line in lines[2:] if (left := left - count_words(line)) >= 0] or (
-                lines[2:3] if not kept else []  # a table whose first row is already too long: that row
-            )
+            budget = left
+            rows = [line for line in lines[2:] if (left := left - count_words(line)) >= 0]
+            if not rows and not kept and len(lines) > 2:  # the first row alone is too long: its start
+                rows = [" ".join(lines[2].split()[: max(budget, 10)]) + " …"]
             if rows:
                 kept.append("\n".join([*lines[:2], *rows]))
         elif block.kind == "paragraph":

@@ -113,3 +113,15 @@ def test_a_templates_dir_that_does_not_exist_is_an_error_not_another_prompt(samp
         Retriever(copy)
     (tmp_path / "my-templates").mkdir()
     Retriever(copy)
+
+
+def test_an_excerpt_keeps_a_table_a_table_within_its_budget():
+    """Before: the excerpt was the text's sentences joined on one line, so a quoted table lost its rows."""
+    from curate.retrieval import excerpt
+
+    table = "| Plan | Price |\n| --- | --- |\n" + "".join(f"| Plan {n} | {n} USD a month |\n" for n in range(40))
+    cut = excerpt({"text": "Our plans.\n\n" + table}, 40)
+    assert cut.startswith("Our plans.\n\n| Plan | Price |\n| --- | --- |\n| Plan 0 | 0 USD a month |\n")
+    assert len(cut.split()) <= 40 and "| Plan 39 |" not in cut
+    giant = excerpt({"text": "| A | B |\n| --- | --- |\n| x | " + "word " * 500 + "|"}, 80)
+    assert giant.startswith("| A | B |\n| --- | --- |\n| x | word") and len(giant.split()) <= 90
