@@ -37,6 +37,7 @@ class _Task:
     completed: float = 0
     began: float = field(default_factory=time.monotonic)
     done: bool = False
+    moving: tuple[float, float] | None = None  # (when, completed) of the first progress: rates count from there
 
 
 def _duration(seconds: float) -> str:
@@ -97,12 +98,16 @@ class LineProgress:
             task = self.tasks[task_id]
             task.total = total if total is not None else task.total
             task.completed = completed if completed is not None else task.completed
+            if task.completed and task.moving is None:
+                task.moving = (time.monotonic(), task.completed)
             task.fields.update(fields)
             self._finish_if_complete(task)
 
     def advance(self, task_id: int, n: float = 1) -> None:
         with self._lock:
             task = self.tasks[task_id]
+            if task.moving is None:
+                task.moving = (task.began, 0.0)  # counted from the start: advance is called per item done
             task.completed += n
             self._finish_if_complete(task)
 
@@ -117,9 +122,11 @@ class LineProgress:
         elapsed = time.monotonic() - task.began
         if state is None:  # still running
             state = f"{_duration(elapsed)} elapsed"
-            if task.total and task.completed and elapsed > 0:
-                rate = task.completed / elapsed
-                state += f", {rate:.3g}/s, ETA {_duration((task.total - task.completed) / rate)}"
+            since, before = task.moving or (0.0, 0.0)
+            if task.total and task.completed > before and time.monotonic() > since:  # not the loading before
+                rate = (task.completed - before) / (time.monotonic() - since)
+                pace = f"{rate:.3g}/s" if rate >= 1 else f"{1 / rate:.3g} s each"
+                state += f", {pace}, ETA {_duration((task.total - task.completed) / rate)}"
         count = f"{task.completed:g}" if task.completed or task.total else ""
         count += f"/{task.total:g}" if task.total else ""
         parts = [p for p in (count, note, state) if p]
@@ -269,6 +276,7 @@ def train_with_progress(console, path: Path, overrides: list[str], *, resume: bo
             progress.update(task, loss=message)  # a conversion or the base's answers: what the wait is for
 
         def on_preflight(report) -> None:
+            progress.update(task, loss="preflight passed; the trainer starts")  # the conversion note is over
             if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch or torchrun, one process reports
                 return
             table = Table("preflight", "", title="preflight")
