@@ -111,3 +111,28 @@ def test_offline_qa_on_a_handbook_reads_naturally(in_tmp):
     assert all(not meta["holdout"] for _, meta in asked.values() if meta.get("fact"))  # facts train; tests ask topics
     vacation = next(a for q, a in facts.items() if "vacation" in q)
     assert vacation == "Employees get 25 days of paid vacation per year."  # the sentence, not the section
+
+
+def test_dropping_sentences_keeps_every_other_line_and_leaves_no_match():
+    """drop_sentences (blocklist redaction, placeholders in answers): text without a match comes back byte for
+    byte, and what comes back never matches."""
+    import re
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from curate.text import drop_sentences
+
+    pattern = re.compile(r"(?<!\w)Project\s+Bluebird(?!\w)", re.I)
+    pieces = st.sampled_from(["Tents are dry.", "Project Bluebird ships.", "Project\nBluebird.", "- item", "| a |",
+                              "# Heading", "1. Step one.", "", "see project bluebird now", "Plain words"])  # fmt: skip
+
+    @given(st.lists(pieces, max_size=12))
+    def check(parts):
+        text = "\n".join(parts)
+        out = drop_sentences(text, pattern)
+        assert not pattern.search(out)
+        if not pattern.search(text.replace("\n", " ")):
+            assert out == text
+
+    check()
