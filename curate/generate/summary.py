@@ -2,7 +2,8 @@
 
 Centrality is LexRank's degree centrality: each sentence scored by its summed TF-IDF cosine similarity to the
 other sentences of the section, so the sentences that share the most with the rest (what the section is about)
-are picked, not whatever comes first. sumy implements the same, but its tokenizers need NLTK data downloaded at
+are picked, not whatever comes first; a mild bonus for coming early (``LEAD_PRIOR``) breaks near ties the way
+writers do, who tend to open with the point. sumy implements the same, but its tokenizers need NLTK data downloaded at
 run time, which gristmill never does; this is the same measure on the project's own sentence splitter. With
 ``backend: llm`` the LLM writes the summary instead.
 """
@@ -33,6 +34,9 @@ class SummaryConfig(LLMBackend, GeneratorConfig):
     min_words: int = Field(60, ge=1, description="Sections with fewer words are too short to summarize.")
 
 
+LEAD_PRIOR = 0.3  # position-augmented centrality (as PacSum): centrality scaled to 1, plus 0.3 / (1 + position)
+
+
 def central_summary(text: str, sentences: int) -> str:
     """The ``sentences`` most central sentences of the section's prose paragraphs (tables, code and lists
     skipped), in the order the section has them; ties go to the earlier sentence."""
@@ -56,6 +60,8 @@ def central_summary(text: str, sentences: int) -> str:
         return sum(v * large.get(w, 0.0) for w, v in small.items()) / (norms[i] * norms[j])
 
     score = [sum(cosine(i, j) for j in range(len(prose)) if j != i) for i in range(len(prose))]
+    top = max(score) or 1.0
+    score = [s / top + LEAD_PRIOR / (1 + i) for i, s in enumerate(score)]  # a mild lead bias: writers open with it
     picked = sorted(sorted(range(len(prose)), key=lambda i: (-score[i], i))[:sentences])
     return " ".join(prose[i] for i in picked)
 
