@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import math
 import random
 from collections.abc import Callable
@@ -82,6 +83,13 @@ class GenerateContext:
     question_holdout: float = 0.3  # share of the qa question templates held out (the qa generator's ``holdout``)
     # the refusal and abstain generators' ``holdout``: a near-miss twin of a refused template follows its side
     policy_holdout: dict[str, float] = field(default_factory=dict)
+
+    @functools.cached_property
+    def casing(self):
+        """How the documents write each word mid-sentence (phrasing.Truecaser), read once for every generator."""
+        from curate.generate.phrasing import Truecaser
+
+        return Truecaser(d["text"] for d in self.documents)
 
     def held_question_templates(self) -> set[str]:
         """Names of the qa question templates held out for test. qa, grounded_qa and grounded_abstain all ask the

@@ -35,7 +35,6 @@ from curate.generate.base import (
     register_generator,
     section_topic,
 )
-from curate.generate.phrasing import Truecaser
 from curate.generate.policy.near_miss import relevant_sentences
 from curate.generate.qa import PAIRS, QAConfig, qa_variables
 from curate.near_dup import jaccard_of
@@ -108,10 +107,9 @@ def _template_questions(ctx: GenerateContext, config: GroundedConfig):
 
     held = ctx.held_question_templates()
     by_side = {test: [s for s in specs if (s.name in held) == test] for test in (True, False)}
-    casing = Truecaser(d["text"] for d in ctx.documents)
 
     def questions(row: dict[str, Any], rng: random.Random) -> list[tuple[str, str | None, dict[str, Any]]]:
-        variables = qa_variables(row, QAConfig(min_words=1), casing)
+        variables = qa_variables(row, QAConfig(min_words=1), ctx.casing)
         out = []
         test = ctx.is_held_out(row)
         wanted, side = (config.test_per_doc if test else config.per_doc), by_side[test]

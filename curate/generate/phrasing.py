@@ -222,7 +222,7 @@ def _procedure(topic: str, text: str, casing: Truecaser) -> Fact | None:
     return None
 
 
-def _table_facts(text: str, casing: Truecaser | None = None, limit: int = 1) -> list[Fact]:
+def _table_facts(text: str, casing: Truecaser, limit: int = 1) -> list[Fact]:
     """A cell of a Markdown table, asked by its row and column and answered as a sentence."""
     facts: list[Fact] = []
     for block in markdown_blocks(text):
@@ -240,7 +240,7 @@ def _table_facts(text: str, casing: Truecaser | None = None, limit: int = 1) -> 
                 continue
             column, cell = cells[sum(map(ord, label)) % len(cells)]
             if len(column.split()) <= 3 and not re.search(r"\(|\d", column):  # an attribute: price, yearly spend
-                attribute = casing.sentence_start(column) if casing else column.lower()
+                attribute = casing.sentence_start(column)
                 question, answer = f"What is the {attribute} for {label}?", f"The {attribute} for {label} is {cell}"
             else:  # a grid (levels by skills), asked in a few ways so that no one phrasing marks the kind
                 asks = [

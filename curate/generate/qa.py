@@ -57,8 +57,7 @@ PAIRS = {
 
 
 def qa_variables(row: dict, config: QAConfig, casing: Truecaser | None = None) -> dict | None:
-    """The template variables of a section; ``casing`` is read from every document (the row alone without it).
-    ``facts`` are the questions its text answers with a few sentences (phrasing.section_facts)."""
+    """The template variables of a section; ``casing`` is read from every document (the row alone without it)."""
     if count_words(row["text"]) < config.min_words:
         return None
     casing = casing or Truecaser([row["text"]])
@@ -80,7 +79,6 @@ def qa_variables(row: dict, config: QAConfig, casing: Truecaser | None = None) -
         "lead": " ".join(split_sentences(row["text"].split("\n\n")[0])[:2]),
         "source": row["source"],
         "doc_id": row["doc_id"],
-        "facts": [] if topic.endswith("?") else section_facts(topic, row["text"], casing),
     }
 
 
@@ -113,14 +111,14 @@ def generate_qa(ctx: GenerateContext, config: QAConfig, specs) -> list[dict]:
     held = ctx.held_question_templates()
     train_specs = [s for s in specs if s.name not in held]
     test_specs = [s for s in specs if s.name in held]
-    casing = Truecaser(d["text"] for d in ctx.documents)
     out = []
     for row in ctx.training_documents(config):
-        variables = qa_variables(row, config, casing)
+        variables = qa_variables(row, config, ctx.casing)
         if variables is None:
             continue
         rng = ctx.rng("qa", row["id"])
-        facts = variables.pop("facts")
+        # the questions its text answers with a few of its sentences (a FAQ heading is its own question)
+        facts = [] if variables["question"] else section_facts(section_topic(row), row["text"], ctx.casing)
         chosen = [(s, False) for s in pick(rng, train_specs, config.per_doc)] + [
             (s, True) for s in pick(rng, test_specs, 1)
         ]

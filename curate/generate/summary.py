@@ -94,9 +94,13 @@ def summary_variables(row: dict, config: SummaryConfig, casing: Truecaser | None
 def generate_summary(ctx: GenerateContext, config: SummaryConfig, specs) -> list[dict]:
     """Summarize a section: the user gives the text, the answer is its most central sentences (or the LLM's)."""
     method = "llm" if config.uses_llm() else f"central_{config.sentences}_sentences"
-    casing = Truecaser(d["text"] for d in ctx.documents)
     examples = examples_per_document(
-        ctx, "summary", config, specs, lambda row, c: summary_variables(row, c, casing), extra_meta={"method": method}
+        ctx,
+        "summary",
+        config,
+        specs,
+        lambda row, c: summary_variables(row, c, ctx.casing),
+        extra_meta={"method": method},
     )
     if not config.uses_llm():
         return examples
