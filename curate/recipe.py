@@ -21,7 +21,7 @@ from curate.errors import GristmillError, RecipeError
 from curate.layout import RunLayout
 from curate.llm.client import redact_url
 from curate.readers.base import ReadOptions
-from train.config import EvalSection, TrainSection
+from train.config import EvalSection, ExportSection, TrainSection
 
 
 class FieldsSection(Strict):
@@ -175,6 +175,7 @@ class Recipe(Strict):
     llm: LLMSection = Field(default_factory=LLMSection)
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    export: ExportSection | None = Field(None, description="Export the trained model at the end of run.")
     output: OutputSection | None = Field(None, description="Default: runs/<name>.")
     gristmill_version: str | None = Field(None, description="Written into recipe.resolved.yaml; not read.")
 

@@ -86,7 +86,13 @@ def test_run_end_to_end_resumes_after_a_kill_in_each_phase(tmp_path):
 
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "3/3 eval" in done.stdout and "reused" in done.stdout and "behaviour targets met" in done.stdout
+    assert "3/4 eval" in done.stdout and "reused" in done.stdout and "behaviour targets met" in done.stdout
+    # the sample recipe's export section: the model in every format, the report linking them
+    assert "4/4 export" in done.stdout
+    exported = json.loads((run / "export" / "export.json").read_text())
+    assert set(exported["files"]) == {"hf", "gguf", "ollama"} and exported["quant"] == "q8_0"
+    assert (run / "export" / "gguf" / "model-q8_0.gguf").is_file() and (run / "export" / "README.md").is_file()
+    assert 'href="export/gguf/model-q8_0.gguf"' in (run / "report.html").read_text()
     for tag in ("trained", "base", "prompted"):  # stdout is a pipe: each model's evaluation is a plain line or more
         assert re.search(rf"^\d\d:\d\d:\d\d eval {tag}: \d+/\d+, done in \dm\d\ds$", done.stdout, re.M), tag
     # Where the time went: each phase, and the evaluation by model.

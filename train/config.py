@@ -66,6 +66,7 @@ class EndpointSection(Budgeted):
     model: str = Field(description="Model name at that endpoint.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key (any value locally).")
     max_concurrency: int = Field(1, ge=1, description="Requests in flight (llama.cpp's server: 1 is fastest).")
+    prompted: bool = Field(True, description="Also score it with the policy system prompt and shots.")
 
 
 class EvalSection(Strict):
@@ -107,3 +108,16 @@ class EvalSection(Strict):
 
         validate_target_keys(targets)
         return targets
+
+
+class ExportSection(Strict):
+    """``export:`` in a recipe: ``gristmill run`` exports the trained model after evaluating it."""
+
+    formats: list[Literal["hf", "gguf", "ollama"]] = Field(
+        default_factory=lambda: ["hf", "gguf", "ollama"],
+        description="hf (the folder vLLM loads), gguf (llama.cpp), ollama (a Modelfile; implies gguf).",
+        min_length=1,
+    )
+    quant: Literal["f16", "q8_0", "q4_k_m"] = Field(
+        "q8_0", description="The GGUF's type: f16 and q8_0 are written in Python, q4_k_m needs the serve extra."
+    )

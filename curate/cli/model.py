@@ -84,6 +84,8 @@ def _print_run_summary(console, result, wall: float) -> None:
         + (f"[red]regressed: {', '.join(regressed)}[/]; " if regressed else "no regression; ")
         + str(result.layout.eval / "eval.json"),
     )
+    if result.export:
+        table.add_row("export", export_line(result.export, result.run_dir / "export"))
     table.add_row("wall time", f"{wall:.0f}s: " + phase_times(result))
     console.print(table)
 
@@ -99,7 +101,13 @@ def phase_times(result) -> str:
         other = t.get("other_seconds", 0) + (dpo["other_seconds"] if dpo else 0)
         train += f" ({trainer}, model and data {other:.0f}s)"
     models = ", ".join(f"{tag} {s:.0f}s" for tag, s in result.eval_report.get("seconds", {}).items())
-    return f"curate {p['curate']:.0f}s, {train}, eval {p['eval']:.0f}s ({models})"
+    out = f"curate {p['curate']:.0f}s, {train}, eval {p['eval']:.0f}s ({models})"
+    return out + (f", export {p['export']:.0f}s" if "export" in p else "")
+
+
+def export_line(summary: dict, folder: Path) -> str:
+    files = ", ".join(f"{f} {summary['sizes_mb'][f]:.0f} MB" for f in summary["files"] if f in summary["sizes_mb"])
+    return f"{files} in {folder}"
 
 
 @main.command("eval")
@@ -115,11 +123,17 @@ def phase_times(result) -> str:
 @click.option("--endpoint", default=None, metavar="URL", help="Also score a served model (OpenAI-compatible /v1).")
 @click.option("--endpoint-model", default=None, metavar="NAME", help="The model name at --endpoint.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable holding --endpoint's key.")
+@click.option(
+    "--endpoint-prompted/--no-endpoint-prompted",
+    default=True,
+    show_default=True,
+    help="Also score --endpoint with the policy prompt (off: the served model as it is, e.g. an export).",
+)
 @click.option("--strict", is_flag=True, help="Exit 8 when a target is missed, a kind regressed or the eval is broken.")
 @handle_errors
 def eval_cmd(
     path, model, dataset, baseline, prompts, max_new_tokens, batch_size, retrieve, top_k, endpoint, endpoint_model,
-    api_key_env, strict,
+    api_key_env, endpoint_prompted, strict,
 ) -> None:  # fmt: skip
     """Score the trained model on the held-out split per behaviour kind, against the untouched base and the base
     prompted with the policy (eval.baselines), each rate with its 95% interval; regressions are named. With
@@ -132,7 +146,9 @@ def eval_cmd(
 
     if bool(endpoint) != bool(endpoint_model):
         raise InputError("--endpoint and --endpoint-model go together: give the server's URL and its model name")
-    endpoints = [EndpointSection(base_url=endpoint, model=endpoint_model, api_key_env=api_key_env)] if endpoint else []
+    endpoints = [
+        EndpointSection(base_url=endpoint, model=endpoint_model, api_key_env=api_key_env, prompted=endpoint_prompted)
+    ] if endpoint else []  # fmt: skip
     model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
     from curate.cli.progress import eval_with_progress
     from curate.layout import RunLayout, RunLock
@@ -163,6 +179,42 @@ def _gate(report: dict, strict: bool) -> None:
         raise EvalGateFailed("--strict: " + "; ".join(failures))
     if failures:
         make_console().print("[yellow]some targets were missed or kinds regressed (see above); --strict exits 8[/]")
+
+
+@main.command("export")
+@click.argument("path", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    default="hf,gguf,ollama",
+    show_default=True,
+    help="Comma-separated: hf (a folder vLLM loads), gguf (llama.cpp), ollama (a Modelfile; implies gguf).",
+)
+@click.option(
+    "--quant",
+    type=click.Choice(["f16", "q8_0", "q4_k_m"]),
+    default="q8_0",
+    show_default=True,
+    help="The GGUF's type; q4_k_m is quantized by llama.cpp (pip install 'gristmill[serve]').",
+)
+@handle_errors
+def export(path: Path, formats: str, quant: str) -> None:
+    """Export RUN's trained model to <run>/export/: hf/, gguf/model-QUANT.gguf, ollama/Modelfile and a model card
+    (README.md), each checked against the trained model; an export gristmill wrote before is replaced whole."""
+    from curate.cli.progress import export_with_progress
+    from curate.layout import RunLayout, RunLock
+    from train.export import parse_formats
+
+    chosen = parse_formats(formats)
+    layout = RunLayout.of(path)
+    console = make_console()
+    with RunLock(layout, "export"):
+        export_with_progress(console, layout.root, chosen, quant)
+        if layout.report.is_file():  # the report links the exports
+            from curate.report.html import write_report
+
+            write_report(layout.root, layout.report)
+            console.print(f"report: {layout.report}")
 
 
 @main.command()

@@ -353,10 +353,12 @@ def eval_with_progress(
         baseline = default_baseline(model_dir)
     elif baseline == "none":
         baseline = None
-    served = [  # (name, the project's LLM client settings) for each served model
-        (e.name or e.model, LLMSection(**e.model_dump(exclude={"name"}), max_tokens=section.max_new_tokens))
+    served = [  # (name, the project's LLM client settings, also prompted?) for each served model
+        (e.name or e.model,
+         LLMSection(**e.model_dump(exclude={"name", "prompted"}), max_tokens=section.max_new_tokens),
+         e.prompted)
         for e in [*section.endpoints, *endpoints]
-    ]
+    ]  # fmt: skip
     settings = EvalSettings(
         max_new_tokens=max_new_tokens or section.max_new_tokens,
         budgets=section.budgets,
@@ -395,3 +397,33 @@ def eval_with_progress(
         f"eval: [bold]{result.eval_dir / 'eval.json'}[/], generations in {result.eval_dir / 'generations.jsonl'}"
     )
     return result
+
+
+def export_with_progress(console, run_dir: Path, formats: list[str], quant: str) -> dict:
+    """export_run with a line per step, then a table of what was written (sizes, seconds) and the checks."""
+    from rich.table import Table
+
+    from train.export import export_run
+
+    with progress_display(console, "export {task.description}") as progress:
+        steps: list[int] = []
+
+        def notify(message: str) -> None:  # a step starts: the one before it is done
+            if steps:
+                progress.update(steps[-1], completed=1, total=1)
+            steps.append(progress.add_task(message, total=1))
+
+        result = export_run(run_dir, formats, quant, notify=notify)
+        if steps:
+            progress.update(steps[-1], completed=1, total=1)
+    s = result.summary
+    table = Table("format", "file", "size", "seconds", title=f"exported: {result.folder}")
+    for fmt, rel in s["files"].items():
+        table.add_row(fmt, rel, f"{s['sizes_mb'][fmt]:.1f} MB", str(s["seconds"].get(fmt, "")))
+    console.print(table)
+    back = s["checks"].get("gguf_read_back")
+    if back:
+        console.print(f"GGUF read back: eos {back['eos_token_id']}, bos {back['bos_token_id']}, add_bos "
+                      f"{back['add_bos_token']}, pre-tokenizer {back['pre']}: as the HF folder")  # fmt: skip
+    console.print(f"end tokens: {', '.join(s['end_tokens'])}; model card: {result.folder / 'README.md'}")
+    return s

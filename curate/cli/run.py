@@ -26,7 +26,8 @@ class RunResult:
     training: dict[str, Any]  # training_summary.json
     trained: str  # "trained", "resumed" or "reused"
     eval_report: dict[str, Any]
-    phases: dict[str, float]  # wall seconds of curate, train and eval in this invocation
+    phases: dict[str, float]  # wall seconds of curate, train, eval (and export) in this invocation
+    export: dict[str, Any] | None = None  # export.json when the recipe has an export section
 
 
 def training_state(layout: RunLayout, key: str) -> str:
@@ -59,7 +60,8 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
 
         split_preference(recipe.train.preference)  # so does a wrong DPOConfig argument
 
-    console.rule("1/3 curate")
+    total = 4 if recipe.export else 3
+    console.rule(f"1/{total} curate")
     began = time.perf_counter()
     with RichReporter(console) as reporter:
         curated = curate(recipe, reporter=reporter)
@@ -68,7 +70,7 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
         raise GristmillError(f"curation made no training examples; see {curated.dataset_dir / 'stats.json'} notes")
 
     phases = {"curate": time.perf_counter() - began}
-    console.rule("2/3 train")
+    console.rule(f"2/{total} train")
     began = time.perf_counter()
     dataset_dir = curated.dataset_dir
     full = [full_override(o) for o in overrides]
@@ -88,8 +90,16 @@ def run_all(recipe, overrides: list[str], *, console) -> RunResult:
 
     phases["train"] = time.perf_counter() - began
 
-    console.rule("3/3 eval")
+    console.rule(f"3/{total} eval")
     began = time.perf_counter()
     result = eval_with_progress(console, layout.trained_model(), dataset_dir, layout.eval, None, None, None, None)
     phases["eval"] = time.perf_counter() - began
-    return RunResult(layout.root, layout, curated, training, trained, result.report, phases)
+    exported = None
+    if recipe.export:
+        from curate.cli.progress import export_with_progress
+
+        console.rule(f"4/{total} export")
+        began = time.perf_counter()
+        exported = export_with_progress(console, layout.root, recipe.export.formats, recipe.export.quant)
+        phases["export"] = time.perf_counter() - began
+    return RunResult(layout.root, layout, curated, training, trained, result.report, phases, exported)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -229,7 +230,8 @@ def _example_rows(examples: list[dict], documents: dict[str, dict]) -> list[dict
     return out
 
 
-def build_report(path: Path) -> str:
+def build_report(path: Path, links_from: Path | None = None) -> str:
+    """The report's HTML; ``links_from`` is the folder it will be written to (file links are relative to it)."""
     dataset_dir = check_dataset_dir(path)
     layout = RunLayout.of(dataset_dir)
     stats = json.loads((dataset_dir / "stats.json").read_text(encoding="utf-8"))
@@ -293,6 +295,9 @@ def build_report(path: Path) -> str:
         sections.append(("Evaluation", f"<p>No evaluation at {html.escape(str(eval_path))}: not evaluated yet.</p>"))
     else:
         sections.append(("Evaluation", evaluation_section(evaluation)))
+    exported = export_section(layout.root, links_from or layout.report.parent)
+    if exported:
+        sections.append(("Exports", exported))
     sections.append(("Dataset card", f"<pre class='card'>{html.escape(card)}</pre>"))
 
     by_id = {d["id"]: d for d in documents}
@@ -319,8 +324,26 @@ def build_report(path: Path) -> str:
     )
 
 
+def export_section(run_dir: Path, links_from: Path) -> str:
+    """Links to what ``gristmill export`` wrote (export/export.json), with sizes; '' when nothing was exported."""
+    try:
+        summary = json.loads((run_dir / "export" / "export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    rows = []
+    for fmt, rel in [*summary.get("files", {}).items(), ("model card", "README.md")]:
+        href = html.escape(Path(os.path.relpath(run_dir / "export" / rel, links_from)).as_posix())
+        size = summary.get("sizes_mb", {}).get(fmt)
+        rows.append([fmt, f'<a href="{href}">{html.escape(rel)}</a>', f"{size:.1f} MB" if size is not None else ""])
+    head = ["format", "file", "size"]
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)  # cells hold links
+    table = f"<table class='narrow'><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
+    ends = html.escape(", ".join(summary.get("end_tokens", [])))
+    return table + f"<p>GGUF type {html.escape(summary.get('quant', ''))}; end tokens {ends}.</p>"
+
+
 def write_report(path: Path, output: Path) -> Path:
-    text = build_report(path)
+    text = build_report(path, output.parent)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     tmp.write_text(text, encoding="utf-8")

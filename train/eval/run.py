@@ -128,7 +128,8 @@ def contenders(
     endpoints: list[tuple[str, Any]],
 ) -> tuple[list[Contender], list[str]]:
     """(the models to evaluate, notes): trained, the base and the prompted base as ``baselines`` asks (when the
-    base is a local folder), and each endpoint ((name, llm settings)) without and with the policy prompt."""
+    base is a local folder), and each endpoint ((name, llm settings[, prompted])) without and with the policy
+    prompt."""
     out = [Contender("trained", Path(model_dir), cache_dir=eval_dir / "cache", prefix="trained-")]
     notes = []
     if baseline and baselines:
@@ -137,8 +138,10 @@ def contenders(
             out += [Contender(tag, Path(baseline), prompted=tag == "prompted", cache_dir=shared) for tag in baselines]
         else:
             notes.append(f"baseline {baseline!r} is not a local model folder; evaluated without a baseline")
-    for name, settings in endpoints:
-        out += [Contender(name, endpoint=settings), Contender(f"{name} (prompted)", endpoint=settings, prompted=True)]
+    for name, settings, *prompted in endpoints:  # (name, llm settings[, also with the policy prompt])
+        out.append(Contender(name, endpoint=settings))
+        if not prompted or prompted[0]:
+            out.append(Contender(f"{name} (prompted)", endpoint=settings, prompted=True))
     return out, notes
 
 
