@@ -135,6 +135,11 @@ class LLMSection(Budgeted):
     backoff_max_s: float = Field(30.0, ge=0, description="Longest backoff (Retry-After can ask for more).")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature of every request.")
     max_tokens: int = Field(512, ge=1, description="Completion tokens per request.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Request fields beyond OpenAI's that the server takes, sent with every request "
+        "(llama-cpp-python's server: {repeat_penalty: 1.0}, since its default is 1.1).",
+    )
     json_mode: Literal["auto", "schema", "object_schema", "object", "prompt"] = Field(
         "prompt",
         description="JSON via response_format json_schema (OpenAI), json_object with a schema (llama.cpp), "

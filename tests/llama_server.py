@@ -15,8 +15,9 @@ from pathlib import Path
 
 
 class LlamaServer:
-    def __init__(self, gguf: Path, log: Path):
-        self.gguf, self.log = gguf, log
+    def __init__(self, gguf: Path, log: Path, alias: str = "smollm2", chat_format: str | None = "chatml"):
+        """``chat_format`` None: the server renders chats with the GGUF's own ``tokenizer.chat_template``."""
+        self.gguf, self.log, self.alias, self.chat_format = gguf, log, alias, chat_format
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -27,9 +28,9 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self, timeout: float = 180) -> None:
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", "smollm2",
-               "--chat_format", "chatml", "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "2",
-               "--n_ctx", "4096"]  # fmt: skip
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", self.alias,
+               "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "2", "--n_ctx", "4096",
+               *(["--chat_format", self.chat_format] if self.chat_format else [])]  # fmt: skip
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

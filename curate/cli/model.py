@@ -3,6 +3,7 @@ only inside them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -124,6 +125,12 @@ def export_line(summary: dict, folder: Path) -> str:
 @click.option("--endpoint-model", default=None, metavar="NAME", help="The model name at --endpoint.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable holding --endpoint's key.")
 @click.option(
+    "--endpoint-body",
+    default=None,
+    metavar="JSON",
+    help="Request fields beyond OpenAI's: '{\"repeat_penalty\": 1.0}' for llama-cpp-python's server.",
+)
+@click.option(
     "--endpoint-prompted/--no-endpoint-prompted",
     default=True,
     show_default=True,
@@ -133,7 +140,7 @@ def export_line(summary: dict, folder: Path) -> str:
 @handle_errors
 def eval_cmd(
     path, model, dataset, baseline, prompts, max_new_tokens, batch_size, retrieve, top_k, endpoint, endpoint_model,
-    api_key_env, endpoint_prompted, strict,
+    api_key_env, endpoint_body, endpoint_prompted, strict,
 ) -> None:  # fmt: skip
     """Score the trained model on the held-out split per behaviour kind, against the untouched base and the base
     prompted with the policy (eval.baselines), each rate with its 95% interval; regressions are named. With
@@ -146,8 +153,15 @@ def eval_cmd(
 
     if bool(endpoint) != bool(endpoint_model):
         raise InputError("--endpoint and --endpoint-model go together: give the server's URL and its model name")
+    try:
+        body = json.loads(endpoint_body) if endpoint_body else {}
+    except ValueError as err:
+        raise InputError(f"--endpoint-body {endpoint_body!r} is not JSON ({err}); give an object") from None
+    if not isinstance(body, dict):
+        raise InputError(f'--endpoint-body {endpoint_body!r} is not a JSON object; give {{"field": value}}')
     endpoints = [
-        EndpointSection(base_url=endpoint, model=endpoint_model, api_key_env=api_key_env, prompted=endpoint_prompted)
+        EndpointSection(base_url=endpoint, model=endpoint_model, api_key_env=api_key_env, prompted=endpoint_prompted,
+                        extra_body=body)
     ] if endpoint else []  # fmt: skip
     model_dir, dataset_dir, eval_dir = resolve_paths(path, model, dataset)
     from curate.cli.progress import eval_with_progress

@@ -186,12 +186,10 @@ class LLMClient:
         return (prompt_tokens * p_in + completion_tokens * p_out) / 1e6
 
     def _params(self, extra: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "temperature": self.settings.temperature,
-            "max_tokens": self.settings.max_tokens,
-            "seed": self.seed,
-            **extra,
-        }
+        params = {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens, "seed": self.seed}
+        if getattr(self.settings, "extra_body", None):  # the SDK merges it into the request's JSON body
+            params["extra_body"] = dict(self.settings.extra_body)
+        return {**params, **extra}
 
     async def _reserve(self, estimate: float) -> None:
         """Hold ``estimate`` (the request's worst case: its prompt and ``max_tokens`` of answer) against the budget

@@ -167,12 +167,15 @@ def _write_card(stage: Path, layout: RunLayout, model_dir: Path, summary: dict, 
         import yaml
 
         data_licence = (yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}).get("license")
+    from train.base_models import NAMED
+
     base = str(training.get("model") or "unknown")
+    named = NAMED.get(base)
     text = model_card(
         name=layout.root.name,
         run_dir=layout.root,
-        base=base,
-        licence={"smollm2-135m": "apache-2.0"}.get(base),
+        base=named.hub_id if named else base,
+        licence=named.license if named else None,
         data_licence=data_licence,
         files=summary["files"],
         system=system,

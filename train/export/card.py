@@ -60,7 +60,7 @@ def model_card(
     if training:
         out.append(
             f"{training.get('steps')} steps, {training.get('epochs', 0):.1f} epochs, final training loss "
-            f"{training.get('train_loss', float('nan')):.3f}, {training.get('tokens')} tokens; "
+            f"{training.get('train_loss', float('nan')):.3f}, {int(training.get('tokens') or 0)} tokens; "
             f"LoRA: {'yes, merged into these weights' if training.get('lora') else 'no (full fine-tune)'}. "
             "Settings: `model/training_summary.json` of the run."
         )
@@ -98,6 +98,9 @@ def model_card(
         "ollama": f"ollama create {name} -f {files.get('ollama', '')} && ollama run {name}",
     }
     out += ["```sh", *[commands[f] for f in ("hf", "gguf", "ollama") if f in files], "```", ""]
+    out += ["Ask greedily (temperature 0) and without a repeat penalty, as it was evaluated: llama-cpp-python's "
+            "server and Ollama penalise repeats by default (1.1), which ends JSON answers early; send "
+            "`repeat_penalty: 1.0` (the Modelfile sets it).", ""]  # fmt: skip
     out += [
         "Score a served copy against the trained model: "
         "`gristmill eval RUN --endpoint URL --endpoint-model NAME --no-endpoint-prompted`.",

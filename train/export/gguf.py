@@ -97,21 +97,8 @@ def write_gguf(hf_dir: Path, path: Path, quant: str, *, name: str, add_bos: bool
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     writer = gguf.GGUFWriter(str(tmp), "llama")
     try:
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        rope = getattr(config, "rope_parameters", None) or {}
         writer.add_name(name)
-        writer.add_block_count(config.num_hidden_layers)
-        writer.add_context_length(config.max_position_embeddings)
-        writer.add_embedding_length(config.hidden_size)
-        writer.add_feed_forward_length(config.intermediate_size)
-        writer.add_head_count(config.num_attention_heads)
-        writer.add_head_count_kv(config.num_key_value_heads)
-        writer.add_rope_dimension_count(head_dim)
-        writer.add_key_length(head_dim)
-        writer.add_value_length(head_dim)
-        writer.add_rope_freq_base(float(rope.get("rope_theta") or getattr(config, "rope_theta", 10000.0)))
-        writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-        writer.add_vocab_size(config.vocab_size)
+        add_llama_hparams(writer, config)
         writer.add_file_type(file_type)
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         _add_tokenizer(writer, tokenizer, state, config.vocab_size, pre, add_bos, end_ids)
@@ -121,7 +108,7 @@ def write_gguf(hf_dir: Path, path: Path, quant: str, *, name: str, add_bos: bool
                 if key == "lm_head.weight" and config.tie_word_embeddings:
                     continue
                 data = weights.get_tensor(key).astype(np.float32)
-                target, data = _tensor(key, data, config)
+                target, data = gguf_tensor(key, data, config)
                 if data.ndim == 2:
                     if qtype == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32 == 0:
                         writer.add_tensor(target, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
@@ -141,7 +128,26 @@ def write_gguf(hf_dir: Path, path: Path, quant: str, *, name: str, add_bos: bool
     return path
 
 
-def _tensor(key: str, data, config):
+def add_llama_hparams(writer, config) -> None:
+    """The ``llama.*`` keys llama.cpp reads for a Llama ``config``."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    rope = getattr(config, "rope_parameters", None) or {}
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_freq_base(float(rope.get("rope_theta") or getattr(config, "rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+
+
+def gguf_tensor(key: str, data, config):
+    """The GGUF name of the HF tensor ``key`` and its data as llama.cpp lays it out (q and k permuted)."""
     name = key.removeprefix("model.").removesuffix(".weight")
     if name == "embed_tokens":
         return "token_embd.weight", data

@@ -68,8 +68,10 @@ def adds_bos(tokenizer) -> bool:
 
 def write_hf(model_dir: Path, out: Path) -> HFExport:
     """Write the folder; the model and tokenizer of ``model_dir`` as trained, with the serving template."""
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+    transformers.utils.logging.disable_progress_bar()  # progress is the caller's: one line per export step
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     trained = training_template(tokenizer)
     serving = serving_template(trained)

@@ -6,7 +6,8 @@ The translation is built from the template's per-message pieces (template.ChatPa
 reproduce the Jinja template exactly; the Go template writes the same pieces around each of ``.Messages``, adds
 the generation prompt after a last message that is not the assistant's, and, as Ollama's own templates do,
 leaves a last assistant message open (Ollama continues it). No BOS is written: llama.cpp adds it when the GGUF
-says ``add_bos_token``. ``SYSTEM`` is the persona, one ``PARAMETER stop`` per end token, temperature 0.
+says ``add_bos_token``. ``SYSTEM`` is the persona, one ``PARAMETER stop`` per end token, temperature 0 and
+no repeat penalty.
 """
 
 from __future__ import annotations
@@ -53,5 +54,7 @@ def modelfile(gguf_relative: str, parts: ChatParts, end_tokens: list[str], syste
     if system:
         lines.append(f"SYSTEM {_quoted(system, 'persona system prompt')}")
     lines += [f'PARAMETER stop "{t}"' for t in end_tokens]
-    lines.append("PARAMETER temperature 0")
+    # greedy and unpenalised, as the model was evaluated: Ollama's default repeat_penalty is 1.1, which ends JSON
+    # answers early and changes what a served model says
+    lines += ["PARAMETER temperature 0", "PARAMETER repeat_penalty 1"]
     return "\n".join(lines) + "\n"
