@@ -53,6 +53,7 @@ def main() -> None:
       gristmill run recipe.yaml      curate, fine-tune and evaluate, each phase resumable
       gristmill inspect RUN          the data: counts, drops, examples (gristmill report RUN: one HTML page)
       gristmill chat RUN             talk to the model (chat RUN --base: the model before training)
+      gristmill export RUN           for vLLM (hf/), llama.cpp (a GGUF) and Ollama (a Modelfile), checked
 
     \b
     One phase at a time: gristmill curate recipe.yaml, gristmill train RUN, gristmill eval RUN.

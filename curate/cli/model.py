@@ -1,5 +1,5 @@
-"""The model-side commands: train, run, eval, chat and accelerate-config. torch, transformers and trl are imported
-only inside them."""
+"""The model-side commands: train, run, eval, export, chat and accelerate-config. torch, transformers and trl
+are imported only inside them."""
 
 from __future__ import annotations
 
