@@ -80,6 +80,47 @@ def test_the_hf_folder_renders_chats_as_training_did_and_stops_at_the_end_of_tur
     assert (_logits(run_dir / "model" / "final", ids) == _logits(exported / "hf", ids)).all()
 
 
+TRANSFORMERS4_CHECK = """
+import json, sys
+from transformers import AutoTokenizer, GenerationConfig
+folder, messages = sys.argv[1], json.loads(sys.argv[2])
+try:
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+except Exception as err:
+    print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
+    sys.exit(0)
+text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+ends = GenerationConfig.from_pretrained(folder).eos_token_id
+print(json.dumps({"text": text, "eos": tokenizer.eos_token, "ends": ends}))
+"""
+
+
+def test_transformers_4_loads_the_hf_folder_but_not_a_transformers_5_save(exported, run_dir):
+    """vLLM's releases pin transformers 4: it reads the exported tokenizer and template, while the folder training
+    saved (transformers 5's TokenizersBackend class) fails there, the bug this export exists to avoid."""
+    python = os.environ.get("GRISTMILL_TRANSFORMERS4_PYTHON")
+    if not python:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("GRISTMILL_TRANSFORMERS4_PYTHON is not set (.ci/run makes a transformers 4 venv)")
+        pytest.skip("set GRISTMILL_TRANSFORMERS4_PYTHON to a Python with transformers 4 installed")
+    from transformers import AutoTokenizer
+
+    from train.export.template import CONVERSATIONS
+
+    def load(folder: Path) -> dict:
+        out = subprocess.run([python, "-c", TRANSFORMERS4_CHECK, str(folder), json.dumps(CONVERSATIONS[1])],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.splitlines()[-1])
+
+    got = load(exported / "hf")
+    want = AutoTokenizer.from_pretrained(str(run_dir / "model" / "final")).apply_chat_template(
+        CONVERSATIONS[1], tokenize=False, add_generation_prompt=True
+    )
+    assert got["text"] == want and got["eos"] == "<|im_end|>" and got["ends"]
+    assert "TokenizersBackend" in load(run_dir / "model" / "final").get("error", "")
+
+
 def test_the_gguf_reads_back_as_the_hf_folder_and_converts_back_to_its_logits(exported, tmp_path):
     from transformers import AutoTokenizer
 
