@@ -23,7 +23,15 @@ from pathlib import Path
 
 from curate.errors import TrainError
 from curate.layout import RunLayout
-from train.export.gguf import PYTHON_QUANTS, QUANTS, gguf_name, quantize_with_llama_cpp, read_back, write_gguf
+from train.export.gguf import (
+    PYTHON_QUANTS,
+    QUANTS,
+    gguf_name,
+    llama_cpp_or_error,
+    quantize_with_llama_cpp,
+    read_back,
+    write_gguf,
+)
 
 FORMATS = ("hf", "gguf", "ollama")
 EXPORT = "export"
@@ -66,13 +74,7 @@ def export_run(
     if "ollama" in formats and "gguf" not in formats:
         formats = parse_formats([*formats, "gguf"])  # the Modelfile is FROM the GGUF
     if "gguf" in formats and quant not in PYTHON_QUANTS:
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
-            raise TrainError(
-                f"--quant {quant} is quantized by llama.cpp: pip install 'gristmill[serve]' (llama-cpp-python); "
-                f"{' and '.join(PYTHON_QUANTS)} need nothing more"
-            ) from None
+        llama_cpp_or_error(quant)  # before any work
     target = layout.root / EXPORT
     _check_replaceable(target)
     _recover(layout.root)

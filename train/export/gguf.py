@@ -218,15 +218,21 @@ def _add_tokenizer(writer, tokenizer, state: dict, vocab_size: int, pre: str, ad
     writer.add_chat_template(tokenizer.chat_template)
 
 
-def quantize_with_llama_cpp(f16: Path, out: Path, quant: str) -> Path:
-    """``quant`` (q4_k_m) from an f16 GGUF with llama.cpp's own quantizer, from llama-cpp-python."""
+def llama_cpp_or_error(quant: str):
+    """The llama_cpp module, or a TrainError naming the extra that installs it."""
     try:
         import llama_cpp
     except ImportError:
         raise TrainError(
-            f"--quant {quant} is quantized by llama.cpp: pip install 'gristmill[serve]' (llama-cpp-python); f16 "
-            "and q8_0 need nothing more"
+            f"--quant {quant} is quantized by llama.cpp: pip install 'gristmill[serve]' (llama-cpp-python); "
+            f"{' and '.join(PYTHON_QUANTS)} need nothing more"
         ) from None
+    return llama_cpp
+
+
+def quantize_with_llama_cpp(f16: Path, out: Path, quant: str) -> Path:
+    """``quant`` (q4_k_m) from an f16 GGUF with llama.cpp's own quantizer, from llama-cpp-python."""
+    llama_cpp = llama_cpp_or_error(quant)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = {"q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[quant]
     params.nthread = os.cpu_count() or 1

@@ -88,17 +88,21 @@ def chat_parts(tokenizer, template: str) -> ChatParts:
     per-message template."""
     bos = tokenizer.bos_token or ""
 
-    def text(messages: list[dict], gen: bool = False) -> str:
+    def rendered(messages: list[dict], gen: bool = False) -> str:
         try:
-            out = render(tokenizer, template, messages, gen)
+            return render(tokenizer, template, messages, gen)
         except Exception as err:  # jinja raises many types: a template that refuses a system turn, say
             raise TrainError(f"the chat template cannot render {[m['role'] for m in messages]} ({err})") from None
-        return out.removeprefix(bos) if bos_in_template else out
 
-    probe = render(tokenizer, template, [{"role": "user", "content": "x"}], False)
     # a template that writes the BOS token names it (Llama 3's "{{ bos_token }}"); SmolLM2's BOS is <|im_start|>,
     # which every ChatML turn starts with, so the rendered text alone cannot tell
+    probe = rendered([{"role": "user", "content": "x"}])
     bos_in_template = bool(bos) and "bos_token" in template and probe.startswith(bos)
+
+    def text(messages: list[dict], gen: bool = False) -> str:
+        out = rendered(messages, gen)
+        return out.removeprefix(bos) if bos_in_template else out
+
     prefix, suffix = {}, {}
     for role in ROLES:
         before = [{"role": "user", "content": "Hi"}] if role == "assistant" else []
