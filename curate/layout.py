@@ -11,6 +11,7 @@
     final-merged/               with LoRA: the adapter merged into the base model
     loss.jsonl, train_key, training_summary.json
   eval/                         eval.json, generations.jsonl, cache/ (generations per model)
+  review/decisions.jsonl        what `gristmill review` records (read by curate through mix.review)
   report.html
 """
 
@@ -116,6 +117,10 @@ class RunLayout:
     @property
     def report(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def decisions(self) -> Path:
+        return self.root / "review" / "decisions.jsonl"
 
     def recover(self) -> None:
         """Under the run's lock, before work: a dataset a crash left renamed aside is put back when none is in

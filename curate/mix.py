@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import RecipeError
-from curate.rows import reject_envelope, short_hash
+from curate.review.apply import AppliedReview
+from curate.rows import EDITED_BY_REVIEW, reject_envelope, short_hash
 
 MIX_STAGE = "mix"
 
@@ -119,9 +120,12 @@ def response_of(example: dict[str, Any]) -> str:
     return "\n".join(m["content"] for m in example["messages"] if m["role"] == "assistant")
 
 
-def distinct_prompts(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def distinct_prompts(
+    examples: list[dict[str, Any]], keep: set[str] = frozenset()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Within each kind, drop every example whose prompt is a near duplicate (Jaccard >= 0.8 on word 3-grams)
-    of an earlier kept one: 500 refusals must not be 500 copies of 5 sentences."""
+    of an earlier kept one: 500 refusals must not be 500 copies of 5 sentences. Ids in ``keep`` (rescued by a
+    reviewer) stay."""
     from curate.near_dup import greedy_distinct, prompt_of
 
     by_kind: dict[str, list[int]] = defaultdict(list)
@@ -130,7 +134,8 @@ def distinct_prompts(examples: list[dict[str, Any]]) -> tuple[list[dict[str, Any
     dropped: dict[int, tuple[int, float]] = {}
     for indices in by_kind.values():
         for j, (i, score) in greedy_distinct([prompt_of(examples[k]) for k in indices]).items():
-            dropped[indices[j]] = (indices[i], score)
+            if examples[indices[j]]["id"] not in keep:
+                dropped[indices[j]] = (indices[i], score)
     rejects = [
         example_reject(
             ex,
@@ -148,42 +153,64 @@ def _held_for_test(example: dict[str, Any]) -> bool:
 
 
 def mix_examples(
-    examples: list[dict[str, Any]], mix, seed: int, blocklist=None, contacts: dict[str, str] | None = None
+    examples: list[dict[str, Any]],
+    mix,
+    seed: int,
+    blocklist=None,
+    contacts: dict[str, str] | None = None,
+    review: AppliedReview | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(kept examples in their original order, reject envelopes): exact duplicates, review exclusions,
-    responses naming a blocked term or teaching a placeholder (``natural_response``, with the public
+    """(kept examples in their original order, reject envelopes): exact duplicates, review decisions and
+    exclusions, responses naming a blocked term or teaching a placeholder (``natural_response``, with the public
     ``contacts``), near-duplicate prompts within a kind, then ratios and caps on the examples that may train (a
-    generator's held-out test examples are never capped)."""
+    generator's held-out test examples are never capped).
+
+    ``review`` (mix.review): a rejected example leaves as ``excluded_by_review``; an edited one trains as edited and
+    its original goes to the rejects as ``edited_by_review`` (kept for audit, not a drop); a rescued one passes the
+    blocklist, near-duplicate and cap checks; with ``only_accepted`` an unaccepted one leaves."""
     rejects: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     first: dict[str, str] = {}
+    rescued: set[str] = set()
     excluded = load_exclude_ids(mix.exclude_ids)
     for ex in examples:
         ex, placeholder = natural_response(ex, contacts or {})
-        blocked = blocklist.find(response_of(ex)) if blocklist else []
         if ex["id"] in first:
             rejects.append(
                 example_reject(ex, "duplicate_example", f"same messages as an earlier {first[ex['id']]} example")
             )
+            continue
+        first[ex["id"]] = ex["kind"]
+        decided = None
+        if review is not None:
+            ex, decided, original = review.apply(ex)
+            if original is not None:
+                detail = f"the original, replaced by the edit of {decided.who or 'a reviewer'} at {decided.when}"
+                rejects.append(example_reject(original, EDITED_BY_REVIEW, detail))
+                ex, placeholder = natural_response(ex, contacts or {})
+        if decided is not None and decided.rescued:
+            rescued.add(ex["id"])
+        blocked = blocklist.find(response_of(ex)) if blocklist else []
+        if decided is not None and decided.status == "rejected":
+            who = f"{decided.who or 'a reviewer'} at {decided.when}"
+            rejects.append(example_reject(ex, "excluded_by_review", f"rejected by {who}: {decided.reason}"))
         elif ex["id"] in excluded:
             rejects.append(example_reject(ex, "excluded_by_review", "listed in mix.exclude_ids"))
-            first[ex["id"]] = ex["kind"]
         elif placeholder:
             rejects.append(example_reject(ex, "placeholder_in_response", placeholder))
-            first[ex["id"]] = ex["kind"]
-        elif blocked:
+        elif blocked and ex["id"] not in rescued:
             rejects.append(
                 example_reject(ex, "blocked_term", f"the response mentions {', '.join(map(repr, blocked))}")
             )
-            first[ex["id"]] = ex["kind"]
+        elif review is not None and review.only_accepted and (decided is None or decided.status != "accepted"):
+            rejects.append(example_reject(ex, "not_accepted_in_review", "mix.review.only_accepted: not accepted"))
         else:
-            first[ex["id"]] = ex["kind"]
             kept.append(ex)
-    kept, near = distinct_prompts(kept)
+    kept, near = distinct_prompts(kept, rescued)
     rejects += near
 
     # Ratios and caps shape what trains: examples their generator held out for test are never limited.
-    limited = [ex for ex in kept if not _held_for_test(ex)]
+    limited = [ex for ex in kept if not _held_for_test(ex) and ex["id"] not in rescued]
     counts = Counter(ex["kind"] for ex in limited)
     limits = _ratio_targets(counts, mix.ratios)
     for kind, cap in mix.caps.items():
@@ -194,7 +221,7 @@ def mix_examples(
         chosen.update(ids[:limit])
     out = []
     for ex in kept:
-        if ex["kind"] in limits and ex["id"] not in chosen and not _held_for_test(ex):
+        if ex["kind"] in limits and ex["id"] not in chosen and not _held_for_test(ex) and ex["id"] not in rescued:
             why = "mix.caps" if ex["kind"] in mix.caps and limits[ex["kind"]] == mix.caps[ex["kind"]] else "mix.ratios"
             rejects.append(
                 example_reject(ex, "over_kind_limit", f"{ex['kind']} limited to {limits[ex['kind']]} by {why}")

@@ -203,6 +203,24 @@ def dataset_card(recipe, stats: dict[str, Any], sources: dict[str, int]) -> str:
     lines += ["", "## Examples", "| kind | train | test |", "| --- | --- | --- |"]
     for kind in sorted(set(ex["train"]) | set(ex["test"])):
         lines.append(f"| {kind} | {ex['train'].get(kind, 0)} | {ex['test'].get(kind, 0)} |")
+    if stats.get("review"):
+        review = stats["review"]
+        lines += [
+            "",
+            "## Review",
+            f"A person reviewed examples in `gristmill review`; {review['lines']} lines of {review['file']} were",
+            "applied by mix: rejected examples left (`excluded_by_review`), edited ones train as edited (their",
+            "originals are in the rejects as `edited_by_review`), rescued ones came back"
+            + (", and only accepted examples were kept." if review["only_accepted"] else "."),
+            "",
+            "| kind | examples | reviewed | accepted | edited | rejected | rescued | changed since review |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            *[
+                f"| {kind} | {n['examples']} | {n['reviewed']} | {n['accepted']} | {n['edited']} | {n['rejected']} "
+                f"| {n['rescued']} | {n['stale']} |"
+                for kind, n in review["by_kind"].items()
+            ],
+        ]
     if stats.get("coverage"):
         lines += ["", "## Coverage", "| kind | category or schema | train | test |", "| --- | --- | --- | --- |"]
         for kind, facets in stats["coverage"].items():

@@ -23,6 +23,8 @@ from curate.llm.client import LLM_RETRIED
 from curate.output import dataset_card, iter_rows, read_jsonl, write_dataset
 from curate.preference import build_pairs, pair_counts
 from curate.readers import READ_STAGE, READ_VERSION, discover, fingerprint_files
+from curate.review.apply import AppliedReview
+from curate.rows import AUDIT_REASONS
 from curate.shortcuts import audit_recipe
 from curate.stats import build_stats, llm_stats
 from curate.steps import (
@@ -219,14 +221,22 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
     reporter.step_started("mix+split", None)
     generated = Counter(ex["kind"] for ex in examples)
     allowed = [a for stage, config in recipe.resolved_stages if stage.name == "pii.redact" for a in config.allow]
-    mixed, mix_rejects = mix_examples(examples, recipe.mix, recipe.seed, recipe.blocklist, public_contacts(allowed))
+    review = None
+    if recipe.mix.review is not None:
+        schemas = {n: s for _, config in recipe.resolved_generators for n, s in config.json_schemas().items()}
+        review = AppliedReview(recipe.mix.review, schemas)
+    mixed, mix_rejects = mix_examples(
+        examples, recipe.mix, recipe.seed, recipe.blocklist, public_contacts(allowed), review
+    )
     train, test, notes, split_rejects = split_examples(mixed, recipe.split, recipe.seed)
     mix_rejects += split_rejects
+    reasons = Counter(reason_slug(r["reason"]) for r in mix_rejects)
     mix_stat = StepStat(
         "mix",
         rows_in=len(examples),
         rows_out=len(train) + len(test),
-        rejected=dict(Counter(reason_slug(r["reason"]) for r in mix_rejects)),
+        rejected={k: n for k, n in reasons.items() if k not in AUDIT_REASONS},
+        counters={k: n for k, n in reasons.items() if k in AUDIT_REASONS},  # originals of edits: kept, not drops
         seconds=round(time.perf_counter() - start, 3),
     )
     stats.append(mix_stat)
@@ -242,6 +252,12 @@ def _finish(recipe, layout, files, planned, stats, examples, last_docs, reporter
     split_info = json.loads(held.read_text()) if held is not None and held.is_file() else {"documents": []}
     notes += split_info.get("notes", [])
     stats_doc, sources = build_stats(recipe, files, stats, generated, train, test, notes, last_docs / "rows", wall)
+    if review is not None:
+        stats_doc["review"] = review.summary()
+        problems = stats_doc["review"]["problems"]
+        notes += [f"mix.review: {p}" for p in problems[:10]]
+        if len(problems) > 10:
+            notes.append(f"mix.review: {len(problems) - 10} more problems, in stats.json review.problems")
     stats_doc["split"] = {
         "seed": recipe.seed,
         "holdout_documents": recipe.split.holdout_documents,

@@ -96,12 +96,27 @@ class PersonaSection(Strict):
     company: str | None = Field(None, description="The company the assistant works for.")
 
 
+class ReviewSection(Strict):
+    file: str = Field(description="The decisions file `gristmill review` writes (<run>/review/decisions.jsonl).")
+    only_accepted: bool = Field(False, description="Keep only examples a reviewer accepted (or edited).")
+
+
 class MixSection(Strict):
     caps: dict[str, int] = Field(default_factory=dict, description="Most examples kept per kind.")
     ratios: dict[str, float] = Field(default_factory=dict, description="Relative shares of the listed kinds.")
     exclude_ids: list[str] | str = Field(
         default_factory=list, description="Example ids dropped after review: a list, or a file of ids."
     )
+    review: ReviewSection | None = Field(
+        None,
+        description="Review decisions applied by mix: the decisions file, or {file, only_accepted}. Rejected "
+        "examples leave (excluded_by_review), edited ones train as edited.",
+    )
+
+    @field_validator("review", mode="before")
+    @classmethod
+    def _file_alone(cls, value: Any) -> Any:
+        return {"file": value} if isinstance(value, str) else value
 
 
 class SplitSection(Strict):

@@ -18,6 +18,9 @@ EXAMPLE_COLUMNS = ("id", "messages", "kind", "source_ids", "group", "template", 
 # A stage marks a row for dropping by filling these two columns; the pipeline moves the row to rejects/.
 REJECT_REASON = "_reject_reason"
 REJECT_DETAIL = "_reject_detail"
+# Reject envelopes kept for audit, not drops: the original of an example a reviewer edited (it trains as edited).
+EDITED_BY_REVIEW = "edited_by_review"
+AUDIT_REASONS = (EDITED_BY_REVIEW,)
 # Columns whose name starts with this prefix are a stage's scratch space and never reach a checkpoint.
 SCRATCH_PREFIX = "_"
 

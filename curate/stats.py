@@ -13,6 +13,7 @@ from typing import Any
 from curate import __version__
 from curate.llm.client import LLM_RETRIED
 from curate.output import iter_rows
+from curate.rows import AUDIT_REASONS
 from curate.text import count_words
 
 
@@ -29,6 +30,7 @@ def build_stats(
     by_reason: Counter = Counter()
     for s in stats:
         by_reason.update(s.rejected)
+        by_reason.update({k: n for k, n in s.counters.items() if k in AUDIT_REASONS})  # in rejects.jsonl, for audit
     stats_doc = {
         "gristmill_version": __version__,
         "recipe": recipe.name,

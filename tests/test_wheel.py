@@ -36,6 +36,7 @@ def test_wheel_in_a_fresh_venv_finds_its_templates(tmp_path):
     (wheel,) = dist.glob("gristmill-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "curate/templates/qa/what_about.jinja" in names
+    assert "curate/review/page.html" in names  # the review page ships with the package
     assert any(n.startswith("train/") for n in names) and not any(n.startswith("tests/") for n in names)
 
     env_dir = tmp_path / "venv"

@@ -118,6 +118,57 @@ def report(path: Path, output: Path | None) -> None:
     make_console().print(f"report: [bold]{write_report(path, output)}[/]")
 
 
+@main.command()
+@click.argument("path", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", default=0, show_default=True, help="Port on 127.0.0.1; 0: a free one.")
+@click.option("--kind", default=None, help="Open on examples of this kind.")
+@click.option("--reason", default=None, help="Open on the rows curate dropped for this reason (slug).")
+@click.option("--reviewer", default=None, help="Who decides. Default: $GRISTMILL_REVIEWER, else the login name.")
+@handle_errors
+def review(path: Path, port: int, kind: str | None, reason: str | None, reviewer: str | None) -> None:
+    """Review examples in the browser: accept, reject, edit, rescue. Decisions go to <run>/review/decisions.jsonl;
+    the next curate applies them with mix.review set to that file."""
+    import getpass
+    import os
+    from urllib.parse import urlencode
+
+    from curate.errors import RecipeError
+    from curate.review.server import ReviewState, make_server
+
+    who = reviewer or os.environ.get("GRISTMILL_REVIEWER") or getpass.getuser()
+    state = ReviewState(path, who)
+    for option, value, known in (
+        ("--kind", kind, {i["kind"] for i in state.items.values()}),
+        ("--reason", reason, {i.get("reason") for i in state.items.values()} - {None}),
+    ):
+        if value is not None and value not in known:
+            raise RecipeError(f"{option} {value!r}: this run has {', '.join(sorted(known)) or 'none'}")
+    try:
+        server, token = make_server(state, port)
+    except OSError as err:
+        raise RecipeError(f"--port {port}: cannot listen on 127.0.0.1:{port} ({err}); pick another port") from None
+    query = {"token": token, **({"kind": kind} if kind else {})}
+    if reason:
+        query.update(view="dropped", reason=reason)
+    url = f"http://127.0.0.1:{server.server_address[1]}/?{urlencode(query)}"
+    items = list(state.items.values())
+    dropped = sum(i["split"] == "dropped" for i in items)
+    console = make_console()
+    console.print(
+        f"{len(items) - dropped} examples and {dropped} dropped rows of {state.dataset}, "
+        f"{sum(1 for r in state.reviews.values() if r and r.reviewed)} reviewed so far; reviewer {who}"
+    )
+    console.print(f"decisions: {state.path}")
+    console.print(f"apply them: gristmill curate RECIPE --set mix.review={state.path} (or mix: {{review: ...}})")
+    console.print(f"review at [bold]{url}[/]  (Ctrl+C stops)", soft_wrap=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @main.group()
 def llm() -> None:
     """The LLM endpoint: probe it before a run spends anything."""
