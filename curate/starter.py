@@ -175,6 +175,8 @@ persona:
   system: You are Assistant, a helpful assistant who answers from the company's documentation.
 
 mix: {{caps: {{}}, exclude_ids: []}}
+# After `gristmill review RUN`, apply its decisions (rejects leave, edits train as edited):
+#   mix: {{caps: {{}}, review: {_scalar(output_dir_for(docs_dir, name) + "/review/decisions.jsonl")}}}
 # 30 test examples a kind at most keep the evaluation of three models (trained, base, prompted base) short.
 split: {{holdout_documents: 0.2, test_fraction: 0.15, min_test_per_kind: 30, max_test_per_kind: 30}}
 

@@ -319,3 +319,36 @@ def test_browser_review_reject_edit_rescue_reload_then_curate(review_run, sample
     assert state.items[edited]["split"] in ("train", "test") and state.reviews[edited].edit
     assert state.items[edited]["messages"][-1]["content"] != rows[edited]["messages"][-1]["content"]
     assert state.items[rejected]["split"] == "dropped" and state.reviews[rejected].status == "rejected"
+
+
+def test_garbage_lines_never_change_what_the_good_lines_decide(tmp_path):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    examples = [qa(i) for i in range(3)]
+    good = st.builds(
+        lambda e, d, r: decision(e, d, reason=r) if d == "reject" else decision(e, d),
+        st.sampled_from(examples), st.sampled_from(["accept", "reject", "rescue", "clear"]), st.text(min_size=1),
+    )  # fmt: skip
+    garbage = st.text().map(lambda t: t.replace("\n", " ").replace("\r", " ")).filter(lambda t: t.strip())
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.one_of(good, garbage), max_size=12))
+    def check(lines):
+        clean, dirty = tmp_path / "clean.jsonl", tmp_path / "dirty.jsonl"
+        clean.write_text("".join(json.dumps(x) + "\n" for x in lines if isinstance(x, dict)))
+        dirty.write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines))
+        a, b = read_decisions(clean), read_decisions(dirty)
+        assert {k: r.to_json() for k, r in a.reviews.items()} == {k: r.to_json() for k, r in b.reviews.items()}
+        assert not a.problems and len(b.problems) <= sum(not isinstance(x, dict) for x in lines)
+
+    check()
+
+
+def test_review_names_a_kind_or_reason_the_run_lacks(review_run):
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    out = CliRunner().invoke(main, ["review", str(review_run), "--kind", "poetry"])
+    assert out.exit_code == 2 and "--kind 'poetry': this run has abstain, benign_near_miss" in out.output

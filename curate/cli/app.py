@@ -52,6 +52,7 @@ def main() -> None:
       gristmill init DOCS_DIR        write recipe.yaml and a starter guardrails.yaml to fill in
       gristmill run recipe.yaml      curate, fine-tune and evaluate, each phase resumable
       gristmill inspect RUN          the data: counts, drops, examples (gristmill report RUN: one HTML page)
+      gristmill review RUN           accept, reject and edit examples in the browser (applied by mix.review)
       gristmill chat RUN             talk to the model (chat RUN --base: the model before training)
       gristmill export RUN           for vLLM (hf/), llama.cpp (a GGUF) and Ollama (a Modelfile), checked
 
