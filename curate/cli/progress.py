@@ -170,6 +170,7 @@ def print_curate_summary(console, result) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from curate.review.apply import COUNTED
     from curate.shortcuts import warning
 
     steps = Table("step", "rows in", "rows out", "dropped", "reasons", "seconds", title="curation")
@@ -185,6 +186,12 @@ def print_curate_summary(console, result) -> None:
         kinds.add_row(kind, str(ex["train"].get(kind, 0)), str(ex["test"].get(kind, 0)))
     kinds.add_row("[bold]total[/]", str(ex["total"]["train"]), str(ex["total"]["test"]))
     console.print(kinds)
+    if result.stats.get("review"):
+        heads = [c if c != "stale" else "changed since review" for c in COUNTED]
+        review = Table("kind", *heads, title=f"review ({result.stats['review']['file']})")
+        for kind, n in result.stats["review"]["by_kind"].items():
+            review.add_row(kind, *(str(n[c]) for c in COUNTED))
+        console.print(review)
     for note in result.stats["notes"]:
         console.print(Text.assemble(("note: ", "yellow"), note))
     shortcut = warning(result.stats.get("shortcuts"))
