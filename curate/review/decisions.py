@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ class Review:
     reason: str = ""
     who: str = ""
     when: str = ""
-    lines: list[int] = field(default_factory=list)
 
     @property
     def reviewed(self) -> bool:
@@ -58,11 +57,10 @@ class Review:
 
 @dataclass
 class Decisions:
-    """A decisions file read: folded reviews by (id, hash), the kind each id was reviewed as, the bad lines."""
+    """A decisions file read: folded reviews by (id, hash), its number of lines, the bad lines."""
 
     path: Path
     reviews: dict[tuple[str, str], Review]
-    kinds: dict[str, str]
     lines: int
     problems: list[str]
 
@@ -104,11 +102,10 @@ def read_decisions(path: Path | str) -> Decisions:
     and loses nothing else. A missing file is no decisions."""
     path = Path(path)
     reviews: dict[tuple[str, str], Review] = {}
-    kinds: dict[str, str] = {}
     problems: list[str] = []
     n = 0
     if not path.is_file():
-        return Decisions(path, reviews, kinds, 0, problems)
+        return Decisions(path, reviews, 0, problems)
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -126,13 +123,11 @@ def read_decisions(path: Path | str) -> Decisions:
                 continue
             key = (record["id"], record["hash"])
             review = reviews.setdefault(key, Review())
-            fold(review, record, n)
-            if record.get("kind"):
-                kinds[record["id"]] = record["kind"]
-    return Decisions(path, reviews, kinds, n, problems)
+            fold(review, record)
+    return Decisions(path, reviews, n, problems)
 
 
-def fold(review: Review, record: dict[str, Any], line: int = 0) -> None:
+def fold(review: Review, record: dict[str, Any]) -> None:
     """Apply one decision to ``review`` in place: later decisions win; an edit accepts and stays until replaced."""
     decision = record["decision"]
     if decision == "clear":
@@ -146,7 +141,6 @@ def fold(review: Review, record: dict[str, Any], line: int = 0) -> None:
         elif decision == "rescue":
             review.rescued = True
     review.who, review.when = str(record.get("who") or ""), str(record.get("when") or "")
-    review.lines.append(line)
 
 
 def append_decision(path: Path, record: dict[str, Any]) -> dict[str, Any]:
