@@ -106,12 +106,15 @@ def test_a_changed_example_is_reported_not_applied(tmp_path):
     path = tmp_path / "decisions.jsonl"
     append_decision(path, decision(examples[0], "reject", reason="wrong"))
     append_decision(path, decision(qa(1, "The answer as it was."), "reject", reason="wrong"))  # content changed
+    append_decision(path, decision(qa(9), "accept"))  # an example this curate does not make
     applied = AppliedReview(MixSection(review=str(path)).review)
     kept, rejects = mix_examples(examples, MixSection(), 0, review=applied)
     assert [e["id"] for e in kept] == ["qa-1"] and [r["id"] for r in rejects] == ["qa-0"]
     summary = applied.summary()
     assert summary["by_kind"]["qa"]["stale"] == 1
     assert any("qa-1 (qa) changed since it was reviewed" in p for p in summary["problems"])
+    assert summary["not_generated"] == 1 and "1 reviewed ids were not generated" in summary["problems"][-1]
+    assert applied.summary()["problems"] == summary["problems"]  # reading the summary twice adds nothing
 
 
 def test_a_bad_edit_is_refused(tmp_path):

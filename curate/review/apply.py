@@ -71,9 +71,10 @@ class AppliedReview:
     def summary(self) -> dict[str, Any]:
         """stats.json's ``review``: the file, its lines, counts per kind, decisions for ids this curate did not
         make, and every problem (bad lines, stale hashes, refused edits)."""
-        missing = sorted(i for i, _ in self.decisions.reviews if i not in self.seen)
+        missing = sorted(set(self.decisions.hashes) - self.seen)
+        problems = list(self.problems)
         if missing:
-            self.problems.append(
+            problems.append(
                 f"{len(missing)} reviewed ids were not generated this time (their template or document changed): "
                 f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
             )
@@ -83,5 +84,5 @@ class AppliedReview:
             "only_accepted": self.only_accepted,
             "by_kind": {k: {c: n[c] for c in COUNTED} for k, n in sorted(self.counts.items())},
             "not_generated": len(missing),
-            "problems": self.problems,
+            "problems": problems,
         }

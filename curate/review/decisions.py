@@ -64,11 +64,16 @@ class Decisions:
     lines: int
     problems: list[str]
 
+    def __post_init__(self) -> None:
+        self.hashes: dict[str, set[str]] = {}  # id -> every content hash it was reviewed under
+        for example_id, digest in self.reviews:
+            self.hashes.setdefault(example_id, set()).add(digest)
+
     def of(self, example_id: str, example_hash: str) -> Review | None:
         return self.reviews.get((example_id, example_hash))
 
     def hashes_of(self, example_id: str) -> set[str]:
-        return {h for i, h in self.reviews if i == example_id}
+        return self.hashes.get(example_id, set())
 
 
 def check_record(record: Any, where: str) -> str | None:
